@@ -1,0 +1,297 @@
+"""Ranking objectives: one pure function per objective, one signature for all.
+
+Every objective takes
+    logps, ref_logps : [B, m] summed response log-probs under the policy / reference
+                       (ref_logps may be None for reference-free objectives)
+    mask             : [B, m] bool, True for real candidates; shorter lists are padded at the end
+    lengths          : [B, m] response token counts (length-normalised objectives), optional
+    rewards          : [B, m] reranker scores; optional, used for ties and LiPO weights
+with candidates sorted best first, and returns the mean loss over the prompts that carry a term.
+
+A pair of candidates is a preference only when the first one's reward is *strictly* higher: tied
+candidates give no pairwise term. Without rewards, the list order is a strict ranking.
+The implicit reward is gamma = beta * (log pi_theta - log pi_ref) (method.md).
+Use `build(name, **hparams)`; `name` matches a file in conf/objective/.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+# ---------------------------------------------------------------------------------------------
+# shared pieces
+
+
+def _scores(rewards: Tensor | None, mask: Tensor) -> Tensor:
+    """Preference scores: the rewards, or minus the position when the list order is the ranking."""
+    if rewards is not None:
+        return rewards.to(torch.float64)
+    return -torch.arange(mask.shape[1], dtype=torch.float64, device=mask.device).expand(mask.shape)
+
+
+def _prefers(rewards: Tensor | None, mask: Tensor) -> Tensor:
+    """[B, m, m] bool: candidate i is strictly preferred to j, both real. Ties give False."""
+    s = _scores(rewards, mask)
+    real = mask.unsqueeze(2) & mask.unsqueeze(1)
+    return real & (s.unsqueeze(2) > s.unsqueeze(1))
+
+
+def _gamma(logps: Tensor, ref_logps: Tensor | None, mask: Tensor, beta: float) -> Tensor:
+    """Implicit reward beta * log(pi/pi_ref); padding set to 0 so it can never produce inf/NaN."""
+    ratio = logps if ref_logps is None else logps - ref_logps
+    return (beta * ratio).masked_fill(~mask, 0.0)
+
+
+def _best_worst(x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    """The first (best) and the last real (worst) entry of each list."""
+    last = (mask.sum(1) - 1).clamp(min=0)
+    return x[:, 0], x.gather(1, last.unsqueeze(1)).squeeze(1)
+
+
+def _pair_has_term(rewards: Tensor | None, mask: Tensor) -> Tensor:
+    """Best-vs-worst pair exists and is a strict preference (a tie is no preference)."""
+    best, worst = _best_worst(_scores(rewards, mask), mask)
+    return (mask.sum(1) >= 2) & (best > worst)
+
+
+def _mean_over_prompts(per_prompt: Tensor, has_term: Tensor) -> Tensor:
+    """Mean over the prompts that carry a term; 0 (still attached to the graph) when none does."""
+    per_prompt = torch.where(has_term, per_prompt, torch.zeros_like(per_prompt))
+    return per_prompt.sum() / has_term.sum().clamp(min=1)
+
+
+def _pair_logratio(logps: Tensor, ref_logps: Tensor | None, mask: Tensor) -> tuple[Tensor, Tensor]:
+    ratio = logps if ref_logps is None else logps - ref_logps
+    return _best_worst(ratio.masked_fill(~mask, 0.0), mask)
+
+
+def _normalised(x: Tensor, lengths: Tensor, mask: Tensor) -> Tensor:
+    return x / lengths.clamp(min=1).masked_fill(~mask, 1).to(x.dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# LarPO objectives (method.md)
+
+
+def pairwise(logps, ref_logps, mask, lengths=None, rewards=None, *, beta: float = 0.1) -> Tensor:
+    """DPO (Rafailov et al., 2023): -log sigmoid(gamma_w - gamma_l), best against worst."""
+    g_w, g_l = _best_worst(_gamma(logps, ref_logps, mask, beta), mask)
+    return _mean_over_prompts(-F.logsigmoid(g_w - g_l), _pair_has_term(rewards, mask))
+
+
+def contrastive(logps, ref_logps, mask, lengths=None, rewards=None, *, beta: float = 0.1) -> Tensor:
+    """1-vs-N InfoNCE (van den Oord et al., 2018): -log softmax of the top candidate.
+
+    The denominator holds the top candidate and every candidate strictly worse than it;
+    candidates tied with the top are not negatives.
+    """
+    g = _gamma(logps, ref_logps, mask, beta)
+    negatives = _prefers(rewards, mask)[:, 0]
+    in_denominator = negatives.clone()
+    in_denominator[:, 0] = True
+    lse = torch.logsumexp(g.masked_fill(~in_denominator, float("-inf")), dim=1)
+    return _mean_over_prompts(lse - g[:, 0], negatives.any(1))
+
+
+def lambdarank(logps, ref_logps, mask, lengths=None, rewards=None, *, beta: float = 0.1,
+               normalize: bool = False) -> Tensor:
+    """All-pairs RankNet (Burges, 2010), the paper's LambdaRank without |dNDCG| weights:
+    -sum_{i<j} log sigmoid(gamma_i - gamma_j) over strictly preferred pairs.
+    `normalize` divides by the number of pairs (one term's scale, like pairwise)."""
+    g = _gamma(logps, ref_logps, mask, beta)
+    pairs = _prefers(rewards, mask)
+    terms = -F.logsigmoid(g.unsqueeze(2) - g.unsqueeze(1))
+    per_prompt = (terms * pairs).sum((1, 2))
+    if normalize:
+        per_prompt = per_prompt / pairs.sum((1, 2)).clamp(min=1)
+    return _mean_over_prompts(per_prompt, pairs.any((1, 2)))
+
+
+def listmle(logps, ref_logps, mask, lengths=None, rewards=None, *, beta: float = 0.1,
+            normalize: bool = False) -> Tensor:
+    """Plackett-Luce likelihood (Xia et al., 2008) with the corrected denominator:
+    -sum_i log( exp(gamma_i) / sum_{j>=i} exp(gamma_j) ).
+
+    With ties, position i's denominator holds i and the candidates strictly worse than i, so a
+    tied pair never acts as a preference. Padding is masked before the log-sum-exp.
+    `normalize` divides by the number of positions that carry a term.
+    """
+    g = _gamma(logps, ref_logps, mask, beta)
+    worse = _prefers(rewards, mask)
+    in_denominator = worse | torch.eye(g.shape[1], dtype=torch.bool, device=g.device)
+    lse = torch.logsumexp(g.unsqueeze(1).masked_fill(~in_denominator, float("-inf")), dim=2)
+    has_position = worse.any(2)
+    per_prompt = ((lse - g) * has_position).sum(1)
+    if normalize:
+        per_prompt = per_prompt / has_position.sum(1).clamp(min=1)
+    return _mean_over_prompts(per_prompt, has_position.any(1))
+
+
+def lipo(logps, ref_logps, mask, lengths=None, rewards=None, *, beta: float = 0.1,
+         normalize: bool = False) -> Tensor:
+    """LiPO-lambda (Liu et al., 2024): pairs weighted by lambda_ij = |G_i - G_j| *
+    |1/D(tau_i) - 1/D(tau_j)|, gain G = 2^label - 1, discount D(tau) = log2(1 + tau), tau the rank
+    of a candidate under the policy's current implicit rewards. Labels are the rewards, or the
+    reversed positions when no rewards are given."""
+    g = _gamma(logps, ref_logps, mask, beta)
+    pairs = _prefers(rewards, mask)
+    m = g.shape[1]
+    labels = rewards if rewards is not None else (m - 1 - torch.arange(m, device=g.device)).expand_as(g)
+    gain = torch.exp2(labels.to(g.dtype).masked_fill(~mask, 0.0))
+    order = g.detach().masked_fill(~mask, float("-inf")).argsort(dim=1, descending=True, stable=True)
+    tau = torch.empty_like(order).scatter_(1, order, torch.arange(1, m + 1, device=g.device).expand_as(order))
+    inv_discount = 1.0 / torch.log2(1.0 + tau.to(g.dtype))
+    weight = (gain.unsqueeze(2) - gain.unsqueeze(1)).abs() * (
+        inv_discount.unsqueeze(2) - inv_discount.unsqueeze(1)
+    ).abs()
+    terms = -F.logsigmoid(g.unsqueeze(2) - g.unsqueeze(1)) * weight.detach()
+    per_prompt = (terms * pairs).sum((1, 2))
+    if normalize:
+        per_prompt = per_prompt / pairs.sum((1, 2)).clamp(min=1)
+    return _mean_over_prompts(per_prompt, pairs.any((1, 2)))
+
+
+# ---------------------------------------------------------------------------------------------
+# baselines of Table 2, each from its own paper; on a list they use its best and worst candidate
+
+
+def ipo(logps, ref_logps, mask, lengths=None, rewards=None, *, beta: float = 0.1) -> Tensor:
+    """IPO (Azar et al., 2024): (h - 1/(2 tau))^2, h = log-ratio of winner minus loser, tau=beta."""
+    r_w, r_l = _pair_logratio(logps, ref_logps, mask)
+    return _mean_over_prompts((r_w - r_l - 1.0 / (2.0 * beta)) ** 2, _pair_has_term(rewards, mask))
+
+
+def simpo(logps, ref_logps, mask, lengths=None, rewards=None, *, beta: float = 2.0,
+          gamma: float = 1.0) -> Tensor:
+    """SimPO (Meng et al., 2024), reference-free:
+    -log sigmoid(beta/|y_w| log pi(y_w) - beta/|y_l| log pi(y_l) - gamma)."""
+    avg_w, avg_l = _best_worst(_normalised(logps, lengths, mask).masked_fill(~mask, 0.0), mask)
+    loss = -F.logsigmoid(beta * (avg_w - avg_l) - gamma)
+    return _mean_over_prompts(loss, _pair_has_term(rewards, mask))
+
+
+def slic(logps, ref_logps, mask, lengths=None, rewards=None, *, delta: float = 1.0,
+         reg_weight: float = 0.1) -> Tensor:
+    """SLiC-HF (Zhao et al., 2023) rank calibration, reference-free:
+    max(0, delta - log pi(y_w) + log pi(y_l)) - reg_weight * log pi(y_w)."""
+    lp_w, lp_l = _best_worst(logps.masked_fill(~mask, 0.0), mask)
+    loss = torch.relu(delta - lp_w + lp_l) - reg_weight * lp_w
+    return _mean_over_prompts(loss, _pair_has_term(rewards, mask))
+
+
+def rrhf(logps, ref_logps, mask, lengths=None, rewards=None, *, ft_weight: float = 1.0) -> Tensor:
+    """RRHF (Yuan et al., 2023), reference-free: sum over strictly preferred pairs (i over j) of
+    max(0, p_j - p_i) with p the length-normalised log-prob, plus ft_weight * -log pi(y_best)."""
+    p = _normalised(logps, lengths, mask) if lengths is not None else logps
+    p = p.masked_fill(~mask, 0.0)
+    pairs = _prefers(rewards, mask)
+    rank = (torch.relu(p.unsqueeze(1) - p.unsqueeze(2)) * pairs).sum((1, 2))
+    return _mean_over_prompts(rank - ft_weight * logps[:, 0], pairs.any((1, 2)))
+
+
+def cpo(logps, ref_logps, mask, lengths=None, rewards=None, *, beta: float = 0.1,
+        nll_weight: float = 1.0) -> Tensor:
+    """CPO (Xu et al., 2024), reference-free: -log sigmoid(beta (log pi(y_w) - log pi(y_l)))
+    plus nll_weight times the NLL of y_w (per token when lengths are given, as in its code)."""
+    lp_w, lp_l = _best_worst(logps.masked_fill(~mask, 0.0), mask)
+    nll = -(logps[:, 0] / lengths[:, 0].clamp(min=1) if lengths is not None else logps[:, 0])
+    loss = -F.logsigmoid(beta * (lp_w - lp_l)) + nll_weight * nll
+    return _mean_over_prompts(loss, _pair_has_term(rewards, mask))
+
+
+def kto(logps, ref_logps, mask, lengths=None, rewards=None, *, beta: float = 0.1,
+        desirable_weight: float = 1.0, undesirable_weight: float = 1.0) -> Tensor:
+    """KTO (Ethayarajh et al., 2024): the best candidate is desirable, the worst undesirable.
+    lambda_D (1 - sigmoid(beta (r_w - z0))) + lambda_U (1 - sigmoid(beta (z0 - r_l))), r the
+    log-ratio; z0, the reference point, is the batch mean log-ratio of those candidates, clamped
+    at 0 and detached (the paired batch estimate of the KL term)."""
+    r_w, r_l = _pair_logratio(logps, ref_logps, mask)
+    has = _pair_has_term(rewards, mask)
+    z0 = (((r_w + r_l) / 2) * has).sum() / has.sum().clamp(min=1)
+    z0 = z0.clamp(min=0).detach()
+    loss = desirable_weight * (1 - torch.sigmoid(beta * (r_w - z0))) + undesirable_weight * (
+        1 - torch.sigmoid(beta * (z0 - r_l))
+    )
+    return _mean_over_prompts(loss, has)
+
+
+def rdpo(logps, ref_logps, mask, lengths=None, rewards=None, *, beta: float = 0.1,
+         alpha: float = 0.01) -> Tensor:
+    """R-DPO (Park et al., 2024), DPO with a length penalty:
+    -log sigmoid(beta (h_w - h_l) - alpha (|y_w| - |y_l|)), h the log-ratio."""
+    r_w, r_l = _pair_logratio(logps, ref_logps, mask)
+    len_w, len_l = _best_worst(lengths.to(logps.dtype).masked_fill(~mask, 0.0), mask)
+    loss = -F.logsigmoid(beta * (r_w - r_l) - alpha * (len_w - len_l))
+    return _mean_over_prompts(loss, _pair_has_term(rewards, mask))
+
+
+# ---------------------------------------------------------------------------------------------
+# the registry: names are the files of conf/objective/ (a test keeps the two equal)
+
+OBJECTIVES: dict[str, Callable[..., Tensor]] = {
+    "pairwise": pairwise,
+    "contrastive": contrastive,
+    "lambdarank": lambdarank,
+    "listmle": listmle,
+    "lipo": lipo,
+    "ipo": ipo,
+    "simpo": simpo,
+    "slic": slic,
+    "rrhf": rrhf,
+    "cpo": cpo,
+    "kto": kto,
+    "rdpo": rdpo,
+}
+REFERENCE_FREE = {"simpo", "slic", "rrhf", "cpo"}
+NEEDS_LENGTHS = {"simpo", "rdpo"}
+
+
+def sft_term(logps: Tensor, mask: Tensor, lengths: Tensor | None) -> Tensor:
+    """Length-normalised NLL of the top candidate (the RPO / CPO extra term), mean over lists."""
+    nll = -(logps[:, 0] / lengths[:, 0].clamp(min=1) if lengths is not None else logps[:, 0])
+    return _mean_over_prompts(nll, mask[:, 0])
+
+
+class Objective:
+    """A configured objective: `loss(logps, ref_logps, mask, lengths=None, rewards=None)`.
+
+    `sft_weight` adds `sft_weight * sft_term` to any objective (0 is the paper's setting).
+    """
+
+    def __init__(self, name: str, sft_weight: float = 0.0, **hparams):
+        if name not in OBJECTIVES:
+            raise ValueError(f"unknown objective {name!r}; known objectives: {', '.join(OBJECTIVES)}")
+        self.fn = OBJECTIVES[name]
+        allowed = [p.name for p in inspect.signature(self.fn).parameters.values()
+                   if p.kind is inspect.Parameter.KEYWORD_ONLY]
+        unknown = sorted(set(hparams) - set(allowed))
+        if unknown:
+            raise ValueError(f"objective {name!r} has no hyperparameter {unknown}; "
+                             f"it takes {allowed + ['sft_weight']}")
+        self.name, self.sft_weight, self.hparams = name, float(sft_weight), hparams
+        self.needs_reference = name not in REFERENCE_FREE
+        self.needs_lengths = name in NEEDS_LENGTHS
+
+    def __call__(self, logps, ref_logps, mask, lengths=None, rewards=None) -> Tensor:
+        if self.needs_reference and ref_logps is None:
+            raise ValueError(f"objective {self.name!r} needs reference log-probs (ref_logps)")
+        if self.needs_lengths and lengths is None:
+            raise ValueError(f"objective {self.name!r} needs response lengths (lengths)")
+        mask = mask.bool()
+        loss = self.fn(logps, ref_logps, mask, lengths, rewards, **self.hparams)
+        if self.sft_weight:
+            loss = loss + self.sft_weight * sft_term(logps, mask, lengths)
+        return loss
+
+    def __repr__(self) -> str:
+        return f"Objective({self.name!r}, sft_weight={self.sft_weight}, {self.hparams})"
+
+
+def build(name: str, **hparams) -> Objective:
+    """The objective `name` with its hyperparameters; unknown names list the known ones."""
+    return Objective(name, **hparams)

@@ -1,0 +1,145 @@
+"""The SFT stage of the embedded world: train the tiny policy from scratch on noisy targets.
+
+The result is saved with `save_pretrained` to a cache directory keyed by a hash of everything
+that shapes it, and later loaded with `from_pretrained(directory)`, the code path a hub model takes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+import time
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import DataLoader
+
+from larpo.models import build_tiny_llama, load_policy, n_parameters
+from larpo.sequences import collate, encode_prompt, encode_response
+from larpo.worlds.arithmetic import ArithmeticTask, build_tokenizer
+
+log = logging.getLogger(__name__)
+
+
+class SFTModule(pl.LightningModule):
+    """Next-token cross-entropy on response tokens only (the prompt is given, not learned)."""
+
+    def __init__(self, model, lr: float, warmup: int, steps: int):
+        super().__init__()
+        self.model, self.lr, self.warmup, self.steps = model, lr, warmup, steps
+
+    def training_step(self, batch, _):
+        logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        mask = batch["response_mask"][:, 1:]
+        loss = torch.nn.functional.cross_entropy(logits[:, :-1][mask], batch["input_ids"][:, 1:][mask])
+        self.log("sft/loss", loss, prog_bar=True)
+        return loss
+
+    def configure_optimizers(self):
+        opt = torch.optim.AdamW(self.model.parameters(), lr=self.lr, weight_decay=0.01)
+
+        def schedule(step: int) -> float:  # linear warm-up, then cosine decay to 10%
+            if step < self.warmup:
+                return (step + 1) / self.warmup
+            progress = min(1.0, (step - self.warmup) / max(1, self.steps - self.warmup))
+            return 0.1 + 0.9 * 0.5 * (1 + torch.cos(torch.tensor(progress * torch.pi)).item())
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def task_from_config(data_cfg: DictConfig) -> ArithmeticTask:
+    return ArithmeticTask(**OmegaConf.to_container(data_cfg.task, resolve=True))
+
+
+def eval_prompts(data_cfg: DictConfig) -> list[str]:
+    """The held-out prompts: a fixed seeded set that training prompts never include."""
+    return task_from_config(data_cfg).prompts(data_cfg.eval_prompts, seed=data_cfg.eval_seed)
+
+
+def sft_key(data_cfg: DictConfig, model_cfg: DictConfig, seed: int) -> str:
+    """Hash of everything that shapes the SFT checkpoint; a changed knob gives a new cache entry."""
+    parts = {
+        "task": OmegaConf.to_container(data_cfg.task, resolve=True),
+        "eval": [data_cfg.eval_prompts, data_cfg.eval_seed],
+        "arch": OmegaConf.to_container(model_cfg.arch, resolve=True),
+        "sft": OmegaConf.to_container(model_cfg.sft, resolve=True),
+        "seed": seed,
+        "version": 1,
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def train_sft(data_cfg: DictConfig, model_cfg: DictConfig, seed: int, out_dir: Path,
+              progress: bool = True) -> Path:
+    """Train the tiny policy from scratch on noisy targets and save it to out_dir."""
+    task = task_from_config(data_cfg)
+    tokenizer = build_tokenizer()
+    sft = model_cfg.sft
+    held_out = set(eval_prompts(data_cfg))
+    rng = random.Random(seed)
+    prompts = task.prompts(sft.examples, seed=seed + 1, exclude=held_out)
+    examples = [(encode_prompt(tokenizer, p), encode_response(tokenizer, task.noisy_target(p, rng)))
+                for p in prompts]
+    loader = DataLoader(examples, batch_size=sft.batch_size, shuffle=True,
+                        collate_fn=lambda b: collate(b, tokenizer.pad_token_id),
+                        generator=torch.Generator().manual_seed(seed))
+    model = build_tiny_llama(tokenizer, seed=seed, **model_cfg.arch)
+    log.info("SFT: training a %.2fM-parameter policy for %d steps", n_parameters(model) / 1e6,
+             sft.steps)
+    pl.seed_everything(seed, verbose=False)
+    trainer = pl.Trainer(max_steps=sft.steps, accelerator="cpu", devices=1, logger=False,
+                         enable_checkpointing=False, enable_progress_bar=progress,
+                         enable_model_summary=False)
+    trainer.fit(SFTModule(model, sft.lr, sft.warmup, sft.steps), loader)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir.with_name(out_dir.name + ".tmp")
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    tmp.rename(out_dir)  # a half-written checkpoint never looks like a cached one
+    return out_dir
+
+
+def sft_policy_path(cfg: DictConfig, progress: bool = True) -> Path:
+    """Directory of the SFT policy for this config, training it first if it is not cached."""
+    if cfg.model.path:
+        return Path(cfg.model.path)
+    cache = Path(cfg.model.cache_dir).expanduser() / f"sft-{sft_key(cfg.data, cfg.model, cfg.seed)}"
+    if (cache / "config.json").exists():
+        log.info("SFT: cached policy at %s", cache)
+        return cache
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    if cache.exists():  # a stale partial directory from a killed run
+        import shutil
+
+        shutil.rmtree(cache)
+    start = time.perf_counter()
+    train_sft(cfg.data, cfg.model, cfg.seed, cache, progress=progress)
+    log.info("SFT: trained in %.1f s, saved to %s", time.perf_counter() - start, cache)
+    return cache
+
+
+def main() -> None:
+    """`larpo-sft`: build (or load) the default SFT policy and print its held-out metrics."""
+    import hydra
+
+    from larpo.train import CONFIG_PATH
+
+    @hydra.main(config_path=CONFIG_PATH, config_name="train", version_base="1.3")
+    def _run(cfg: DictConfig) -> None:
+        from larpo.evaluation import policy_metrics
+        from larpo.generation import HFGenerator
+
+        start = time.perf_counter()
+        path = sft_policy_path(cfg)
+        model, tokenizer = load_policy(str(path))
+        metrics = policy_metrics(model, tokenizer, eval_prompts(cfg.data), HFGenerator(),
+                                 temperature=1.0, k=8, seed=cfg.seed)
+        metrics["seconds"] = round(time.perf_counter() - start, 1)
+        print(json.dumps(metrics, indent=2))
+
+    _run()

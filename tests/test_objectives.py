@@ -1,0 +1,265 @@
+"""Every objective against an independent plain computation: explicit loops, Python floats.
+
+The inputs are random, with padded (ragged) lists and tied rewards, so a normaliser that counts
+padding or a tie that acts as a preference makes these fail.
+"""
+
+import math
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+from larpo import objectives
+
+CONF = Path(__file__).resolve().parents[1] / "conf" / "objective"
+
+
+def logsig(x: float) -> float:
+    return -math.log1p(math.exp(-x)) if x >= 0 else x - math.log1p(math.exp(x))
+
+
+def lse(xs: list[float]) -> float:
+    m = max(xs)
+    return m + math.log(sum(math.exp(x - m) for x in xs))
+
+
+def random_batch(seed: int, batch: int = 6, m: int = 5, scale: float = 3.0):
+    """Random log-probs, ragged lists (2..m real candidates), rewards sorted best first with ties."""
+    g = torch.Generator().manual_seed(seed)
+    logps = -torch.rand(batch, m, generator=g, dtype=torch.float64) * 20 * scale
+    ref = -torch.rand(batch, m, generator=g, dtype=torch.float64) * 20 * scale
+    lengths = torch.randint(1, 9, (batch, m), generator=g)
+    mask = torch.zeros(batch, m, dtype=torch.bool)
+    rewards = torch.zeros(batch, m, dtype=torch.float64)
+    rng = random.Random(seed)
+    for b in range(batch):
+        n = rng.randint(2, m)
+        mask[b, :n] = True
+        # few distinct values so ties are common; sorted best first
+        rewards[b, :n] = torch.tensor(sorted((rng.choice([0.0, 0.5, 1.0]) for _ in range(n)), reverse=True))
+        rewards[b, n:] = rng.uniform(-5, 5)  # garbage in padding must not matter
+        logps[b, n:] = float("nan") if b % 2 else 1e6  # so must padded log-probs
+        ref[b, n:] = float("nan") if b % 2 else -1e6
+    return logps, ref, mask, lengths, rewards
+
+
+def rows(logps, ref, mask, lengths, rewards):
+    """Plain per-prompt lists of the real candidates."""
+    for b in range(mask.shape[0]):
+        n = int(mask[b].sum())
+        yield ([float(x) for x in logps[b, :n]], [float(x) for x in ref[b, :n]],
+               [int(x) for x in lengths[b, :n]], [float(x) for x in rewards[b, :n]])
+
+
+def mean(per_prompt: list[float | None]) -> float:
+    terms = [x for x in per_prompt if x is not None]
+    return sum(terms) / len(terms) if terms else 0.0
+
+
+# --- plain references ---------------------------------------------------------------------------
+
+
+def ref_pairwise(lp, rf, ln, rw, beta=0.1):
+    if rw[0] <= rw[-1]:
+        return None
+    return -logsig(beta * (lp[0] - rf[0]) - beta * (lp[-1] - rf[-1]))
+
+
+def ref_contrastive(lp, rf, ln, rw, beta=0.1):
+    g = [beta * (a - b) for a, b in zip(lp, rf)]
+    den = [g[0]] + [g[j] for j in range(1, len(g)) if rw[j] < rw[0]]
+    return None if len(den) == 1 else -(g[0] - lse(den))
+
+
+def ref_lambdarank(lp, rf, ln, rw, beta=0.1, normalize=False):
+    g = [beta * (a - b) for a, b in zip(lp, rf)]
+    terms = [-logsig(g[i] - g[j]) for i in range(len(g)) for j in range(len(g)) if rw[i] > rw[j]]
+    if not terms:
+        return None
+    return sum(terms) / (len(terms) if normalize else 1)
+
+
+def ref_listmle(lp, rf, ln, rw, beta=0.1, normalize=False):
+    g = [beta * (a - b) for a, b in zip(lp, rf)]
+    terms = []
+    for i in range(len(g)):
+        worse = [g[j] for j in range(len(g)) if rw[j] < rw[i]]
+        if worse:
+            terms.append(-(g[i] - lse([g[i]] + worse)))
+    if not terms:
+        return None
+    return sum(terms) / (len(terms) if normalize else 1)
+
+
+def ref_lipo(lp, rf, ln, rw, beta=0.1, normalize=False):
+    g = [beta * (a - b) for a, b in zip(lp, rf)]
+    order = sorted(range(len(g)), key=lambda i: -g[i])
+    tau = {i: r + 1 for r, i in enumerate(order)}
+    terms = []
+    for i in range(len(g)):
+        for j in range(len(g)):
+            if rw[i] > rw[j]:
+                lam = abs(2 ** rw[i] - 2 ** rw[j]) * abs(1 / math.log2(1 + tau[i]) - 1 / math.log2(1 + tau[j]))
+                terms.append(-lam * logsig(g[i] - g[j]))
+    if not terms:
+        return None
+    return sum(terms) / (len(terms) if normalize else 1)
+
+
+def ref_ipo(lp, rf, ln, rw, beta=0.1):
+    if rw[0] <= rw[-1]:
+        return None
+    return ((lp[0] - rf[0]) - (lp[-1] - rf[-1]) - 1 / (2 * beta)) ** 2
+
+
+def ref_simpo(lp, rf, ln, rw, beta=2.0, gamma=1.0):
+    if rw[0] <= rw[-1]:
+        return None
+    return -logsig(beta * lp[0] / ln[0] - beta * lp[-1] / ln[-1] - gamma)
+
+
+def ref_slic(lp, rf, ln, rw, delta=1.0, reg_weight=0.1):
+    if rw[0] <= rw[-1]:
+        return None
+    return max(0.0, delta - lp[0] + lp[-1]) - reg_weight * lp[0]
+
+
+def ref_rrhf(lp, rf, ln, rw, ft_weight=1.0):
+    p = [a / n for a, n in zip(lp, ln)]
+    pairs = [(i, j) for i in range(len(p)) for j in range(len(p)) if rw[i] > rw[j]]
+    if not pairs:
+        return None
+    return sum(max(0.0, p[j] - p[i]) for i, j in pairs) - ft_weight * lp[0]
+
+
+def ref_cpo(lp, rf, ln, rw, beta=0.1, nll_weight=1.0):
+    if rw[0] <= rw[-1]:
+        return None
+    return -logsig(beta * (lp[0] - lp[-1])) - nll_weight * lp[0] / ln[0]
+
+
+def ref_rdpo(lp, rf, ln, rw, beta=0.1, alpha=0.01):
+    if rw[0] <= rw[-1]:
+        return None
+    return -logsig(beta * ((lp[0] - rf[0]) - (lp[-1] - rf[-1])) - alpha * (ln[0] - ln[-1]))
+
+
+def ref_kto_batch(data, beta=0.1, desirable_weight=1.0, undesirable_weight=1.0):
+    pairs = [(lp[0] - rf[0], lp[-1] - rf[-1]) for lp, rf, ln, rw in data if rw[0] > rw[-1]]
+    if not pairs:
+        return 0.0
+    z0 = max(0.0, sum((a + b) / 2 for a, b in pairs) / len(pairs))
+    sig = lambda x: 1 / (1 + math.exp(-x))  # noqa: E731
+    losses = [desirable_weight * (1 - sig(beta * (a - z0))) + undesirable_weight * (1 - sig(beta * (z0 - b)))
+              for a, b in pairs]
+    return sum(losses) / len(losses)
+
+
+PLAIN = {
+    "pairwise": ref_pairwise, "contrastive": ref_contrastive, "lambdarank": ref_lambdarank,
+    "listmle": ref_listmle, "lipo": ref_lipo, "ipo": ref_ipo, "simpo": ref_simpo, "slic": ref_slic,
+    "rrhf": ref_rrhf, "cpo": ref_cpo, "rdpo": ref_rdpo,
+}
+HPARAMS = {  # non-default values, so a hyperparameter that is ignored makes the test fail
+    "pairwise": {"beta": 0.3}, "contrastive": {"beta": 0.2}, "lambdarank": {"beta": 0.2},
+    "listmle": {"beta": 0.25}, "lipo": {"beta": 0.15}, "ipo": {"beta": 0.5},
+    "simpo": {"beta": 2.5, "gamma": 0.7}, "slic": {"delta": 2.0, "reg_weight": 0.3},
+    "rrhf": {"ft_weight": 0.5}, "cpo": {"beta": 0.2, "nll_weight": 0.7},
+    "rdpo": {"beta": 0.2, "alpha": 0.05}, "kto": {"beta": 0.2, "desirable_weight": 1.5},
+}
+
+
+def test_registry_matches_config_group():
+    assert set(objectives.OBJECTIVES) == {p.stem for p in CONF.glob("*.yaml")}
+    assert set(HPARAMS) == set(objectives.OBJECTIVES)
+
+
+@pytest.mark.parametrize("name", sorted(PLAIN))
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_objective_matches_plain_formula(name, seed):
+    batch = random_batch(seed)
+    loss = objectives.build(name, **HPARAMS[name])(*batch[:3], lengths=batch[3], rewards=batch[4])
+    expected = mean([PLAIN[name](*row, **HPARAMS[name]) for row in rows(*batch)])
+    assert math.isfinite(float(loss))
+    assert float(loss) == pytest.approx(expected, rel=1e-9, abs=1e-9)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_kto_matches_plain_formula(seed):
+    batch = random_batch(seed)
+    loss = objectives.build("kto", **HPARAMS["kto"])(*batch[:3], lengths=batch[3], rewards=batch[4])
+    assert float(loss) == pytest.approx(ref_kto_batch(list(rows(*batch)), **HPARAMS["kto"]), rel=1e-9)
+
+
+@pytest.mark.parametrize("name", ["lambdarank", "listmle", "lipo"])
+def test_normalized_variants(name):
+    batch = random_batch(5)
+    loss = objectives.build(name, beta=0.2, normalize=True)(*batch[:3], lengths=batch[3], rewards=batch[4])
+    expected = mean([PLAIN[name](*row, beta=0.2, normalize=True) for row in rows(*batch)])
+    assert float(loss) == pytest.approx(expected, rel=1e-9)
+
+
+def test_without_rewards_the_order_is_a_strict_ranking():
+    logps, ref, mask, lengths, _ = random_batch(3)
+    positions = -torch.arange(mask.shape[1], dtype=torch.float64).expand(mask.shape)
+    for name in ["listmle", "lambdarank", "contrastive", "pairwise"]:
+        obj = objectives.build(name)
+        assert float(obj(logps, ref, mask)) == pytest.approx(float(obj(logps, ref, mask, rewards=positions)))
+
+
+def test_all_tied_lists_give_zero_loss_with_a_graph():
+    logps = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    mask = torch.ones(3, 4, dtype=torch.bool)
+    rewards = torch.ones(3, 4, dtype=torch.float64)
+    for name in objectives.OBJECTIVES:
+        loss = objectives.build(name)(logps, logps.detach() * 0.5, mask, torch.ones(3, 4), rewards)
+        assert float(loss) == 0.0, name
+        loss.backward()  # still differentiable, gradient all zero
+        assert torch.all(logps.grad == 0)
+
+
+def test_sft_weight_adds_length_normalised_nll_of_the_top_candidate():
+    logps, ref, mask, lengths, rewards = random_batch(4)
+    base = objectives.build("listmle", beta=0.1)(logps, ref, mask, lengths, rewards)
+    with_sft = objectives.build("listmle", beta=0.1, sft_weight=0.5)(logps, ref, mask, lengths, rewards)
+    nll = sum(-float(logps[b, 0]) / int(lengths[b, 0]) for b in range(mask.shape[0])) / mask.shape[0]
+    assert float(with_sft - base) == pytest.approx(0.5 * nll, rel=1e-9)
+
+
+@pytest.mark.parametrize("name", ["pairwise", "contrastive", "lambdarank", "listmle", "lipo"])
+def test_stable_in_float32_for_implicit_rewards_of_magnitude_100(name):
+    logps = torch.tensor([[1000.0, -1000.0, 500.0, 0.0], [-1000.0, 1000.0, 0.0, 0.0]])
+    mask = torch.tensor([[True, True, True, True], [True, True, True, False]])
+    logps.requires_grad_(True)
+    loss = objectives.build(name, beta=0.1)(logps, torch.zeros_like(logps), mask)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(logps.grad).all()
+    exact = objectives.build(name, beta=0.1)(logps.double(), torch.zeros(2, 4, dtype=torch.float64), mask)
+    assert float(loss) == pytest.approx(float(exact), rel=1e-6)
+    assert float(loss) > 40  # the second list is ordered against its ranking: a large loss
+
+
+def test_gradient_of_listmle_matches_finite_differences():
+    logps, ref, mask, lengths, rewards = random_batch(7, batch=3, m=4, scale=0.2)
+    logps = torch.where(mask, logps, torch.zeros_like(logps)).requires_grad_(True)
+    ref = torch.where(mask, ref, torch.zeros_like(ref))
+    fn = objectives.build("listmle", beta=0.5, sft_weight=0.3)
+    assert torch.autograd.gradcheck(lambda x: fn(x, ref, mask, lengths, rewards), (logps,))
+
+
+def test_unknown_names_list_the_known_ones():
+    with pytest.raises(ValueError, match="known objectives: pairwise, contrastive"):
+        objectives.build("listnet")
+    with pytest.raises(ValueError, match="has no hyperparameter"):
+        objectives.build("pairwise", temperature=2.0)
+
+
+def test_missing_reference_or_lengths_is_a_clear_error():
+    logps, mask = torch.zeros(1, 2), torch.ones(1, 2, dtype=torch.bool)
+    with pytest.raises(ValueError, match="needs reference"):
+        objectives.build("listmle")(logps, None, mask)
+    with pytest.raises(ValueError, match="needs response lengths"):
+        objectives.build("simpo")(logps, None, mask)
+    assert torch.isfinite(objectives.build("cpo")(logps, None, mask))  # reference-free
