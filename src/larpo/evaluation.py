@@ -1,8 +1,16 @@
-"""Held-out evaluation by the gold judge: the policy as a generator and as a retriever."""
+"""Held-out evaluation by the gold judge: the policy as a generator and as a retriever.
+
+Never uses the training reward model. Metrics (design.md): win_rate_vs_sft, gold_reward,
+accuracy_greedy, accuracy_sampled, pass_at_1..k (Recall@N), ndcg, ranking_accuracy.
+"""
 
 from __future__ import annotations
 
-from larpo.worlds.arithmetic import judge
+import math
+
+import torch
+
+from larpo.sequences import collate, encode_prompt, encode_response, response_logps
 
 
 def pass_at(correct: list[list[bool]], n: int) -> float:
@@ -10,19 +18,113 @@ def pass_at(correct: list[list[bool]], n: int) -> float:
     return sum(any(c[:n]) for c in correct) / max(1, len(correct))
 
 
-def policy_metrics(model, tokenizer, prompts: list[str], generator, temperature: float, k: int,
-                   seed: int) -> dict[str, float]:
-    """Greedy accuracy, sampled accuracy at `temperature`, mean judge reward and pass@1..k."""
-    greedy = [r[0] for r in generator(model, tokenizer, prompts, 1, 0.0, seed, desc="eval greedy")]
-    samples = generator(model, tokenizer, prompts, k, temperature, seed, desc="eval sample")
-    rewards = [[judge(p, r) for r in rs] for p, rs in zip(prompts, samples, strict=True)]
-    correct = [[x == 1.0 for x in rs] for rs in rewards]
-    out = {
-        "accuracy_greedy": sum(judge(p, g) == 1.0 for p, g in zip(prompts, greedy, strict=True))
-        / len(prompts),
-        "accuracy_sampled": sum(sum(c) for c in correct) / (len(prompts) * k),
-        "gold_reward": sum(sum(r) for r in rewards) / (len(prompts) * k),
-        "distinct_answers": sum(len(set(rs)) for rs in samples) / len(prompts),
-    }
-    out.update({f"pass_at_{n}": pass_at(correct, n) for n in range(1, k + 1)})
+def win_rate(rewards: list[list[float]], baseline: list[list[float]]) -> float:
+    """Share of (prompt, sample i) duels the policy wins against the baseline; ties count half."""
+    duels = [(a > b) + 0.5 * (a == b) for ra, rb in zip(rewards, baseline, strict=True)
+             for a, b in zip(ra, rb, strict=True)]
+    return sum(duels) / max(1, len(duels))
+
+
+def ndcg(scores: list[float], gains: list[float]) -> float | None:
+    """NDCG of the order given by `scores` against graded `gains`; None when no gain is positive."""
+    discount = [1 / math.log2(i + 2) for i in range(len(gains))]
+    ideal = sum(g * d for g, d in zip(sorted(gains, reverse=True), discount))
+    if ideal <= 0:
+        return None
+    order = sorted(range(len(scores)), key=lambda i: -scores[i])
+    return sum(gains[i] * d for i, d in zip(order, discount)) / ideal
+
+
+def ranking_accuracy(scores: list[float], gains: list[float]) -> tuple[int, int]:
+    """(correctly ordered, judged) pairs: pairs the judge strictly orders, ordered the same way."""
+    good = total = 0
+    for i in range(len(gains)):
+        for j in range(len(gains)):
+            if gains[i] > gains[j]:
+                total += 1
+                good += scores[i] > scores[j]
+    return good, total
+
+
+@torch.no_grad()
+def candidate_logps(model, tokenizer, prompts: list[str], candidates: list[list[str]],
+                    batch_size: int = 1024) -> list[list[float]]:
+    """Summed log-probs of every candidate under `model`, in the lists' layout."""
+    was_training = model.training
+    model.eval()
+    seqs = [(encode_prompt(tokenizer, p), encode_response(tokenizer, r))
+            for p, rs in zip(prompts, candidates, strict=True) for r in rs]
+    flat: list[float] = []
+    for start in range(0, len(seqs), batch_size):
+        batch = collate(seqs[start : start + batch_size], tokenizer.pad_token_id)
+        batch = {k: v.to(model.device) for k, v in batch.items()}
+        flat += response_logps(model, batch).tolist()
+    model.train(was_training)
+    out, i = [], 0
+    for rs in candidates:
+        out.append(flat[i : i + len(rs)])
+        i += len(rs)
     return out
+
+
+class Evaluator:
+    """Evaluates a policy on held-out prompts against the SFT policy's answers.
+
+    `set_baseline` is called once with the SFT policy: its samples are the opponents of the win
+    rate, and its distinct samples plus the reference answer form the judged candidate lists on
+    which NDCG and ranking accuracy test the policy's own likelihoods.
+    """
+
+    def __init__(self, prompts: list[str], judge, reference, generator, k: int, temperature: float,
+                 seed: int):
+        self.prompts, self.judge, self.reference = prompts, judge, reference
+        self.generator, self.k, self.temperature, self.seed = generator, k, temperature, seed
+        self.baseline_rewards: list[list[float]] | None = None
+        self.judged_lists: list[list[str]] = []
+
+    def _samples(self, model, tokenizer) -> tuple[list[str], list[list[str]]]:
+        greedy = [r[0] for r in self.generator(model, tokenizer, self.prompts, 1, 0.0, self.seed,
+                                               desc="eval greedy")]
+        sampled = self.generator(model, tokenizer, self.prompts, self.k, self.temperature, self.seed,
+                                 desc="eval sample")
+        return greedy, sampled
+
+    def __call__(self, model, tokenizer) -> dict[str, float]:
+        greedy, sampled = self._samples(model, tokenizer)
+        rewards = [[self.judge(p, r) for r in rs] for p, rs in zip(self.prompts, sampled, strict=True)]
+        if self.baseline_rewards is None:  # this is the SFT policy: it becomes the baseline
+            self.baseline_rewards = rewards
+            self.judged_lists = []
+            for p, rs in zip(self.prompts, sampled, strict=True):
+                ref = self.reference(p)
+                self.judged_lists.append(list(dict.fromkeys(([ref] if ref else []) + rs)))
+        correct = [[x == 1.0 for x in rs] for rs in rewards]
+        n = len(self.prompts)
+        out = {
+            "win_rate_vs_sft": win_rate(rewards, self.baseline_rewards),
+            "gold_reward": sum(map(sum, rewards)) / (n * self.k),
+            "accuracy_greedy": sum(self.judge(p, g) == 1.0 for p, g in zip(self.prompts, greedy)) / n,
+            "accuracy_sampled": sum(map(sum, correct)) / (n * self.k),
+            "distinct_answers": sum(len(set(rs)) for rs in sampled) / n,
+        }
+        out.update({f"pass_at_{i}": pass_at(correct, i) for i in range(1, self.k + 1)})
+        out.update(self._ranking(model, tokenizer))
+        return out
+
+    def _ranking(self, model, tokenizer) -> dict[str, float]:
+        scores = candidate_logps(model, tokenizer, self.prompts, self.judged_lists)
+        ndcgs, good, total = [], 0, 0
+        for p, cands, s in zip(self.prompts, self.judged_lists, scores, strict=True):
+            gains = [self.judge(p, c) for c in cands]
+            value = ndcg(s, gains)
+            if value is not None:
+                ndcgs.append(value)
+            g, t = ranking_accuracy(s, gains)
+            good, total = good + g, total + t
+        return {"ndcg": sum(ndcgs) / max(1, len(ndcgs)), "ranking_accuracy": good / max(1, total)}
+
+
+def policy_metrics(model, tokenizer, prompts: list[str], generator, temperature: float, k: int,
+                   seed: int, judge, reference) -> dict[str, float]:
+    """One-off metrics of a single policy (its own baseline, so the win rate is 0.5)."""
+    return Evaluator(prompts, judge, reference, generator, k, temperature, seed)(model, tokenizer)

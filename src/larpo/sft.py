@@ -137,8 +137,12 @@ def main() -> None:
         start = time.perf_counter()
         path = sft_policy_path(cfg)
         model, tokenizer = load_policy(str(path))
+        from larpo.worlds.arithmetic import judge, true_answer
+
         metrics = policy_metrics(model, tokenizer, eval_prompts(cfg.data), HFGenerator(),
-                                 temperature=1.0, k=8, seed=cfg.seed)
+                                 temperature=1.0, k=8, seed=cfg.seed, judge=judge,
+                                 reference=lambda p: str(true_answer(p)))
+        metrics = {k: round(v, 4) for k, v in metrics.items() if k != "win_rate_vs_sft"}
         metrics["seconds"] = round(time.perf_counter() - start, 1)
         print(json.dumps(metrics, indent=2))
 

@@ -1,0 +1,3 @@
+from larpo.train import main
+
+main()

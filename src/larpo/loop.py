@@ -1,0 +1,219 @@
+"""The regenerate/rerank callback: Algorithm 1 of the paper as a Lightning callback.
+
+At the start of each iteration the current policy (the behaviour policy) samples candidates, the
+reward model ranks them, earlier iterations' candidates are merged in (memorization), positives and
+negatives are chosen, reference log-probs are computed once, the pool is written, and the
+datamodule gets the new lists. Lightning then reloads the dataloader and trains for
+`epochs_per_iteration` epochs. After each iteration the policy is evaluated by the gold judge.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import random
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+
+from larpo import negatives as neg
+from larpo.candidates import CandidateList, all_tied, clean, merge_memory, rank, write_pool
+from larpo.data import ListDataModule, TrainingList
+from larpo.evaluation import Evaluator, candidate_logps
+from larpo.models import load_policy
+from larpo.sequences import encode_prompt, encode_response
+
+log = logging.getLogger("larpo")
+
+
+class LarpoLoop(pl.Callback):
+    def __init__(self, *, prompts: list[str], tokenizer, reward_model, generator,
+                 datamodule: ListDataModule, evaluator: Evaluator | None, run_dir: Path,
+                 iterations: int, epochs_per_iteration: int, k: int, temperature: float,
+                 temperatures: list[float] | None, schedule: list[float] | None, memory: str,
+                 strategy: str, negatives_temperature: float | None, positives: int,
+                 negatives: int, reference: str, initial_policy_path: str | None, seed: int,
+                 reference_answer=None, unrelated_response=None, table_rows: int = 8):
+        super().__init__()
+        self.prompts, self.tokenizer, self.reward_model = prompts, tokenizer, reward_model
+        self.generator, self.datamodule, self.evaluator = generator, datamodule, evaluator
+        self.run_dir, self.iterations, self.epochs = Path(run_dir), iterations, epochs_per_iteration
+        self.k, self.temperature, self.temperatures, self.schedule = k, temperature, temperatures, schedule
+        self.memory, self.strategy, self.negatives_temperature = memory, strategy, negatives_temperature
+        self.positives, self.negatives, self.reference = positives, negatives, reference
+        self.initial_policy_path, self.seed = initial_policy_path, seed
+        self.reference_answer, self.unrelated_response = reference_answer, unrelated_response
+        self.table_rows = table_rows
+        self.history: list[dict[str, CandidateList]] = []  # per iteration, prompt -> scored list
+        self.metrics: list[dict] = []
+        self.timing: dict[str, float] = defaultdict(float)
+        self.reference_forwards = 0  # sequences the reference model scored, all iterations
+        self.iteration = 0
+        self._epoch_start = 0.0
+
+    # --- Lightning hooks -------------------------------------------------------------------------
+
+    def on_fit_start(self, trainer, pl_module):
+        self._evaluate(trainer, pl_module, iteration=0)
+        self._prepare(trainer, pl_module, iteration=1)
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        self._epoch_start = time.perf_counter()
+        log.info("[iteration %d/%d] training: epoch %d", self.iteration, self.iterations,
+                 trainer.current_epoch % self.epochs + 1)
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        self.timing["training"] += time.perf_counter() - self._epoch_start
+        if (trainer.current_epoch + 1) % self.epochs:
+            return
+        self._evaluate(trainer, pl_module, iteration=self.iteration)
+        if self.iteration < self.iterations:
+            self._prepare(trainer, pl_module, iteration=self.iteration + 1)
+
+    # --- phases ----------------------------------------------------------------------------------
+
+    def _timed(self, phase: str, iteration: int):
+        loop = self
+
+        class _Timer:
+            def __enter__(self):
+                log.info("[iteration %d/%d] %s", iteration, loop.iterations, phase)
+                self.start = time.perf_counter()
+
+            def __exit__(self, *exc):
+                loop.timing[phase] += time.perf_counter() - self.start
+
+        return _Timer()
+
+    def sample_temperatures(self, iteration: int) -> list[float]:
+        """The temperature of each of the k samples of this iteration."""
+        if self.negatives_temperature is not None:
+            return [self.negatives_temperature] * self.k
+        if self.temperatures:
+            return list(self.temperatures)
+        t = self.schedule[min(iteration, len(self.schedule)) - 1] if self.schedule else self.temperature
+        return [t] * self.k
+
+    def _generate(self, policy, iteration: int) -> tuple[list[list[str]], list[list[float]]]:
+        temps = self.sample_temperatures(iteration)
+        samples = [[] for _ in self.prompts]
+        sample_temps = [[] for _ in self.prompts]
+        for t, count in Counter(temps).items():  # one generate call per distinct temperature
+            out = self.generator(policy, self.tokenizer, self.prompts, count, t,
+                                 seed=self.seed * 1009 + iteration * 31 + int(t * 100),
+                                 desc=f"generate T={t}")
+            for i, rs in enumerate(out):
+                samples[i] += rs
+                sample_temps[i] += [t] * count
+        return samples, sample_temps
+
+    def _prepare(self, trainer, pl_module, iteration: int) -> None:
+        self.iteration = iteration
+        policy = pl_module.policy
+        counts: Counter = Counter()
+        rng = random.Random(self.seed * 7919 + iteration)
+        with self._timed("generation", iteration):
+            samples, temps = self._generate(policy, iteration)
+            foreign = neg.foreign_negatives(self.strategy, self.prompts, samples, self.negatives, rng,
+                                            self.unrelated_response)
+        current = {}
+        for p, rs, ts, fs in zip(self.prompts, samples, temps, foreign, strict=True):
+            ref = self.reference_answer(p) if self.reference_answer else None
+            head = [ref] if ref is not None and neg.uses_reference(self.strategy) else []
+            source = neg.FOREIGN.get(self.strategy, "policy")
+            current[p] = CandidateList(
+                p, head + rs + fs, [], [0.0] * len(head) + ts + [float("nan")] * len(fs),
+                [iteration] * (len(head) + len(rs) + len(fs)),
+                ["reference"] * len(head) + ["policy"] * len(rs) + [source] * len(fs),
+                iteration, ref)
+        with self._timed("scoring", iteration):
+            self._score(list(current.values()))
+        self.history.append(current)
+        merged = merge_memory(self.history, self.memory)
+        if self.reward_model.list_relative and self.memory != "current":
+            with self._timed("scoring", iteration):  # list-relative scores change with the list
+                self._score(list(merged.values()))
+
+        pool, kept = [], []
+        for lst in merged.values():
+            lst = rank(clean(lst, counts))
+            idx = neg.select(lst, self.strategy, self.positives, self.negatives)
+            lst.kept = idx
+            pool.append(lst)
+            chosen = lst.subset(idx)
+            if len(chosen) < 2:
+                counts["too_few_candidates"] += 1
+            elif all_tied(chosen):
+                counts["all_tied"] += 1
+            else:
+                kept.append(chosen)
+        if not kept:
+            raise RuntimeError(
+                f"iteration {iteration}: every list was dropped ({dict(counts)}); nothing to train "
+                "on. Raise candidate_list.size or the temperature, or check the reward model.")
+
+        with self._timed("reference", iteration):
+            items = self._training_lists(kept, policy)
+        write_pool(self.run_dir / "pool" / f"iteration_{iteration}.jsonl", pool)
+        self.datamodule.set_lists(items)
+        self._dropped = dict(counts)
+        log.info("[iteration %d/%d] %d lists to train on, dropped %s", iteration, self.iterations,
+                 len(items), dict(counts) or "none")
+        self._log_table(trainer, iteration, kept)
+
+    def _score(self, lists: list[CandidateList]) -> None:
+        scores = self.reward_model.score([lst.prompt for lst in lists],
+                                         [lst.responses for lst in lists])
+        for lst, s in zip(lists, scores, strict=True):
+            lst.rewards = [float(x) for x in s]
+
+    def _training_lists(self, kept: list[CandidateList], policy) -> list[TrainingList]:
+        """Tokenise once and compute the reference log-probs of every kept candidate, once."""
+        items = [TrainingList(encode_prompt(self.tokenizer, lst.prompt),
+                              [encode_response(self.tokenizer, r) for r in lst.responses],
+                              list(lst.rewards)) for lst in kept]
+        if self.reference == "none":
+            return items
+        if self.reference == "initial":
+            ref_model, _ = load_policy(self.initial_policy_path)
+            ref_model.to(policy.device)
+        else:  # behavior: the current policy is this iteration's behaviour policy and reference
+            ref_model = policy
+        logps = candidate_logps(ref_model, self.tokenizer, [lst.prompt for lst in kept],
+                                [lst.responses for lst in kept])
+        self.reference_forwards += sum(len(lst) for lst in kept)
+        for it, lp in zip(items, logps, strict=True):
+            it.ref_logps = lp
+        if ref_model is not policy:
+            del ref_model
+            gc.collect()
+        return items
+
+    def _evaluate(self, trainer, pl_module, iteration: int) -> None:
+        if self.evaluator is None:
+            return
+        with self._timed("evaluation", iteration):
+            metrics = self.evaluator(pl_module.policy, self.tokenizer)
+        row = {"iteration": iteration, **metrics}
+        if iteration > 0:
+            row["dropped"] = getattr(self, "_dropped", {})
+        self.metrics.append(row)
+        log.info("[iteration %d/%d] evaluation: win_rate_vs_sft %.3f, accuracy_sampled %.3f, "
+                 "accuracy_greedy %.3f, pass_at_%d %.3f", iteration, self.iterations,
+                 metrics["win_rate_vs_sft"], metrics["accuracy_sampled"], metrics["accuracy_greedy"],
+                 self.evaluator.k, metrics[f"pass_at_{self.evaluator.k}"])
+        if trainer.logger is not None:
+            trainer.logger.log_metrics({f"eval/{k}": v for k, v in metrics.items()} |
+                                       {"iteration": iteration}, step=trainer.global_step)
+
+    def _log_table(self, trainer, iteration: int, kept: list[CandidateList]) -> None:
+        log_table = getattr(trainer.logger, "log_table", None)
+        if log_table is None:
+            return
+        rows = [[iteration, lst.prompt, " | ".join(lst.responses),
+                 " | ".join(f"{w:.3g}" for w in lst.rewards)] for lst in kept[: self.table_rows]]
+        log_table(key="ranked_lists", columns=["iteration", "prompt", "responses", "rewards"],
+                  data=rows)

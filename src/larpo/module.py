@@ -1,0 +1,50 @@
+"""The LightningModule: log-probs of every candidate of a batch of ranked lists, then the objective."""
+
+from __future__ import annotations
+
+import pytorch_lightning as pl
+import torch
+
+from larpo.objectives import Objective
+from larpo.sequences import response_logps
+
+
+class LarpoModule(pl.LightningModule):
+    """Trains the policy on ranked lists with a ranking objective.
+
+    All candidates of all lists in a batch go through the policy in one forward pass; the
+    reference log-probs come precomputed with the batch (no reference forward in a step).
+    """
+
+    def __init__(self, policy, objective: Objective, lr: float, beta: float,
+                 weight_decay: float = 0.0):
+        super().__init__()
+        self.policy, self.objective = policy.train(), objective
+        self.lr, self.beta, self.weight_decay = lr, beta, weight_decay
+
+    def list_logps(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Summed response log-probs, scattered into the [B, m] list layout (0 in padding)."""
+        flat = response_logps(self.policy, batch)
+        out = flat.new_zeros(batch["mask"].numel()).index_copy(0, batch["slots"], flat)
+        return out.view_as(batch["mask"].float())
+
+    def training_step(self, batch, batch_idx):
+        logps = self.list_logps(batch)
+        mask, ref = batch["mask"], batch["ref_logps"]
+        loss = self.objective(logps, ref, mask, batch["lengths"], batch["rewards"])
+        with torch.no_grad():
+            ratio = logps - ref if ref is not None else logps
+            gamma = (self.beta * ratio).masked_fill(~mask, 0.0)
+            r = batch["rewards"]
+            pairs = mask.unsqueeze(2) & mask.unsqueeze(1) & (r.unsqueeze(2) > r.unsqueeze(1))
+            correct = (gamma.unsqueeze(2) > gamma.unsqueeze(1)) & pairs
+            last = (mask.sum(1) - 1).clamp(min=0)
+            margin = gamma[:, 0] - gamma.gather(1, last.unsqueeze(1)).squeeze(1)
+        n = mask.shape[0]
+        self.log("train/loss", loss, prog_bar=True, batch_size=n)
+        self.log("train/reward_margin", margin.mean(), batch_size=n)
+        self.log("train/pair_accuracy", correct.sum() / pairs.sum().clamp(min=1), batch_size=n)
+        return loss
+
+    def configure_optimizers(self):
+        return torch.optim.AdamW(self.policy.parameters(), lr=self.lr, weight_decay=self.weight_decay)

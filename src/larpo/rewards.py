@@ -1,0 +1,167 @@
+"""Reward models (the rerankers): each scores a list of candidate responses per prompt.
+
+`score(prompts, candidates)` returns one reward per candidate. A list-relative reward model
+(`list_relative = True`, e.g. a pairwise ranker) must be re-run on merged lists, because its scores
+depend on the other candidates of the list.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import random
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, LlamaConfig
+from transformers import LlamaForSequenceClassification
+
+from larpo.worlds.arithmetic import ArithmeticTask, build_tokenizer, judge, true_answer
+
+log = logging.getLogger(__name__)
+
+
+class JudgeReward:
+    """The gold judge used as the reward model (`reward_model=judge`)."""
+
+    list_relative = False
+
+    def __init__(self, progress: bool = True):
+        self.progress = progress
+
+    def score(self, prompts: list[str], candidates: list[list[str]]) -> list[list[float]]:
+        pairs = zip(prompts, candidates, strict=True)
+        return [[judge(p, r) for r in rs]
+                for p, rs in tqdm(pairs, total=len(prompts), desc="score", disable=not self.progress,
+                                  leave=False)]
+
+
+class SequenceClassifierReward:
+    """A transformers sequence classifier; the reward is the raw logit of prompt + response.
+
+    Its tokenizer is its own, so policy and reward model may tokenise differently.
+    """
+
+    list_relative = False
+
+    def __init__(self, path: str, batch_size: int = 512, progress: bool = True,
+                 trust_remote_code: bool = False):
+        self.tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.model = AutoModelForSequenceClassification.from_pretrained(
+            path, trust_remote_code=trust_remote_code).eval()
+        self.batch_size, self.progress = batch_size, progress
+
+    @torch.no_grad()
+    def score(self, prompts: list[str], candidates: list[list[str]]) -> list[list[float]]:
+        texts = [p + r for p, rs in zip(prompts, candidates, strict=True) for r in rs]
+        flat: list[float] = []
+        for start in tqdm(range(0, len(texts), self.batch_size), desc="score",
+                          disable=not self.progress, leave=False):
+            enc = self.tokenizer(texts[start : start + self.batch_size], padding=True,
+                                 return_tensors="pt")
+            flat += self.model(**enc).logits[:, 0].float().tolist()
+        out, i = [], 0
+        for rs in candidates:
+            out.append(flat[i : i + len(rs)])
+            i += len(rs)
+        return out
+
+
+# --- the learned reward model of the embedded world ---------------------------------------------
+
+
+class _BradleyTerry(pl.LightningModule):
+    """-log sigmoid(r(better) - r(worse)) on judge comparisons with flipped labels."""
+
+    def __init__(self, model, lr: float):
+        super().__init__()
+        self.model, self.lr = model, lr
+
+    def training_step(self, batch, _):
+        r = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, 0]
+        loss = -torch.nn.functional.logsigmoid(r[0::2] - r[1::2]).mean()
+        self.log("rm/loss", loss, prog_bar=True)
+        return loss
+
+    def configure_optimizers(self):
+        return torch.optim.AdamW(self.model.parameters(), lr=self.lr)
+
+
+def train_learned_reward(task: ArithmeticTask, rm_cfg: DictConfig, seed: int, out_dir: Path,
+                         progress: bool = True) -> Path:
+    """Train a tiny reward model on noisy judge comparisons of plausible answers.
+
+    Candidates are the true answer and nearby wrong ones (the answers a policy gives); each pair is
+    ordered by the judge, then flipped with probability `label_noise`, so the reward model is an
+    imperfect reranker, like a real one.
+    """
+    rng = random.Random(seed)
+    tokenizer = build_tokenizer()
+    tokenizer.padding_side = "right"
+    pairs = []
+    for prompt in task.prompts(rm_cfg.pairs, seed=seed + 7):
+        truth = true_answer(prompt)
+        a, b = rng.sample([truth + d for d in range(-task.noise_scale, task.noise_scale + 1)], 2)
+        better, worse = (a, b) if judge(prompt, str(a)) >= judge(prompt, str(b)) else (b, a)
+        if rng.random() < rm_cfg.label_noise:
+            better, worse = worse, better
+        pairs.append((prompt + str(better), prompt + str(worse)))
+
+    def collate(batch):
+        return tokenizer([t for pair in batch for t in pair], padding=True, return_tensors="pt")
+
+    loader = DataLoader(pairs, batch_size=rm_cfg.batch_size, shuffle=True, collate_fn=collate,
+                        generator=torch.Generator().manual_seed(seed))
+    torch.manual_seed(seed)
+    config = LlamaConfig(vocab_size=len(tokenizer), num_labels=1, pad_token_id=tokenizer.pad_token_id,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                         **OmegaConf.to_container(rm_cfg.arch))
+    model = LlamaForSequenceClassification(config)
+    pl.seed_everything(seed, verbose=False)
+    trainer = pl.Trainer(max_epochs=rm_cfg.epochs, accelerator="cpu", devices=1, logger=False,
+                         enable_checkpointing=False, enable_progress_bar=progress,
+                         enable_model_summary=False)
+    trainer.fit(_BradleyTerry(model, rm_cfg.lr), loader)
+    tmp = out_dir.with_name(out_dir.name + ".tmp")
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    tmp.rename(out_dir)
+    return out_dir
+
+
+def learned_reward_path(task: ArithmeticTask, rm_cfg: DictConfig, cache_dir: str, seed: int,
+                        progress: bool = True) -> Path:
+    key = json.dumps({"task": task.__dict__, "rm": OmegaConf.to_container(rm_cfg), "seed": seed},
+                     sort_keys=True, default=str)
+    path = Path(cache_dir).expanduser() / f"rm-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+    if not (path / "config.json").exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        log.info("reward model: training the learned reward model")
+        train_learned_reward(task, rm_cfg, seed, path, progress)
+    return path
+
+
+def build_reward_model(cfg: DictConfig, task: ArithmeticTask):
+    """The reward model named by `cfg.reward_model.name`."""
+    name = cfg.reward_model.name
+    if name == "judge":
+        return JudgeReward(progress=cfg.progress)
+    if name == "learned":
+        path = learned_reward_path(task, cfg.reward_model, cfg.model.cache_dir, cfg.seed, cfg.progress)
+        return SequenceClassifierReward(str(path), progress=cfg.progress)
+    if name == "sequence_classifier":
+        return SequenceClassifierReward(cfg.reward_model.path, progress=cfg.progress,
+                                        trust_remote_code=cfg.reward_model.trust_remote_code)
+    raise ValueError(f"unknown reward_model {name!r}")
+
+
+def finite(x: float) -> bool:
+    return x is not None and math.isfinite(x)

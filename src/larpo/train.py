@@ -1,0 +1,159 @@
+"""`larpo`: the Hydra entry point. Compose the config, validate it, build the pieces, fit, summarise."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import warnings
+from pathlib import Path
+
+import hydra
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from larpo import objectives
+from larpo.data import ListDataModule
+from larpo.evaluation import Evaluator
+from larpo.generation import HFGenerator
+from larpo.loop import LarpoLoop
+from larpo.models import load_policy
+from larpo.module import LarpoModule
+from larpo.negatives import STRATEGIES
+from larpo.rewards import build_reward_model
+from larpo.sft import eval_prompts, sft_policy_path, task_from_config
+from larpo.worlds import arithmetic
+
+CONFIG_PATH = str(Path(__file__).resolve().parents[2] / "conf")
+log = logging.getLogger("larpo")
+
+
+class ConfigError(ValueError):
+    """A config value that cannot work; the message names the value and the fix."""
+
+
+def validate(cfg: DictConfig) -> None:
+    """Reject a config that cannot work before any model is built or trained."""
+    obj, cl = cfg.objective, cfg.candidate_list
+    if cfg.iterations < 1:
+        raise ConfigError(f"iterations={cfg.iterations}: use iterations >= 1")
+    temps = [cfg.temperature, *(cl.temperatures or []), *(cl.schedule or [])]
+    if any(t <= 0 for t in temps):
+        raise ConfigError(f"temperature must be > 0 for sampling, got {temps}: use e.g. temperature=1.0")
+    if cfg.epochs_per_iteration < 1:
+        raise ConfigError(f"epochs_per_iteration={cfg.epochs_per_iteration}: use >= 1")
+    if obj.name not in objectives.OBJECTIVES:
+        raise ConfigError(f"objective={obj.name}: known objectives are {', '.join(objectives.OBJECTIVES)}")
+    if cfg.negatives.name not in STRATEGIES:
+        raise ConfigError(f"negatives={cfg.negatives.name}: use one of {sorted(STRATEGIES)}")
+    k = len(cl.temperatures) if cl.temperatures else cl.size
+    need = obj.keep.positives + obj.keep.negatives
+    if cfg.negatives.name == "ranked" and k < need:
+        raise ConfigError(
+            f"candidate_list.size={k} is too small for objective={obj.name} with "
+            f"{obj.keep.positives} positives + {obj.keep.negatives} negatives: use candidate_list.size>={need}")
+    if cl.memory not in ("current", "previous", "all"):
+        raise ConfigError(f"candidate_list.memory={cl.memory}: use current, previous or all")
+    if cl.memory == "previous" and cfg.iterations == 1:
+        warnings.warn("candidate_list.memory=previous with iterations=1 is the same as current",
+                      stacklevel=2)
+    if cfg.reference not in ("behavior", "initial", "none"):
+        raise ConfigError(f"reference={cfg.reference}: use behavior, initial or none")
+    if cfg.reference == "none" and obj.name not in objectives.REFERENCE_FREE:
+        raise ConfigError(
+            f"objective={obj.name} needs a reference model but reference=none: use reference=behavior "
+            f"or a reference-free objective ({', '.join(sorted(objectives.REFERENCE_FREE))})")
+    objectives.build(obj.name, sft_weight=obj.sft_weight, **obj.hparams)  # unknown hparams fail here
+
+
+def make_logger(cfg: DictConfig, run_dir: Path):
+    if cfg.logger.name == "csv":
+        return pl.loggers.CSVLogger(save_dir=str(run_dir), name="csv")
+    os.environ.setdefault("WANDB_MODE", cfg.logger.mode)
+    os.environ.setdefault("WANDB_SILENT", "true")
+    return pl.loggers.WandbLogger(project=cfg.logger.project, group=cfg.logger.group,
+                                  save_dir=str(run_dir), offline=cfg.logger.mode == "offline",
+                                  config=OmegaConf.to_container(cfg, resolve=True))
+
+
+def run(cfg: DictConfig) -> dict:
+    """Run the LarPO loop for `cfg`; writes `<run_dir>/summary.json` and returns the final metrics."""
+    start = time.perf_counter()
+    validate(cfg)
+    run_dir = Path(cfg.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    torch.set_float32_matmul_precision("high")
+    pl.seed_everything(cfg.seed, verbose=False)
+    timing = {}
+
+    task = task_from_config(cfg.data)
+    t = time.perf_counter()
+    policy_path = str(sft_policy_path(cfg, progress=cfg.progress))
+    timing["sft"] = time.perf_counter() - t
+    policy, tokenizer = load_policy(policy_path, trust_remote_code=cfg.model.trust_remote_code)
+    reward_model = build_reward_model(cfg, task)
+    held_out = eval_prompts(cfg.data)
+    train_prompts = task.prompts(cfg.data.prompts_per_iteration, seed=cfg.seed + 101,
+                                 exclude=set(held_out))
+
+    obj = cfg.objective
+    objective = objectives.build(obj.name, sft_weight=obj.sft_weight, **obj.hparams)
+    generator = HFGenerator(batch_size=cfg.generator.batch_size,
+                            max_new_tokens=cfg.generator.max_new_tokens, progress=cfg.progress)
+    datamodule = ListDataModule(cfg.batch_size, tokenizer.pad_token_id, cfg.seed)
+    evaluator = Evaluator(held_out, arithmetic.judge, lambda p: str(arithmetic.true_answer(p)),
+                          generator, k=cfg.eval.samples, temperature=cfg.temperature,
+                          seed=cfg.seed + 202)
+    cl, negs = cfg.candidate_list, cfg.negatives
+    loop = LarpoLoop(
+        prompts=train_prompts, tokenizer=tokenizer, reward_model=reward_model, generator=generator,
+        datamodule=datamodule, evaluator=evaluator, run_dir=run_dir, iterations=cfg.iterations,
+        epochs_per_iteration=cfg.epochs_per_iteration, k=cl.size, temperature=cfg.temperature,
+        temperatures=cl.temperatures, schedule=cl.schedule, memory=cl.memory, strategy=negs.name,
+        negatives_temperature=negs.get("temperature"), positives=obj.keep.positives,
+        negatives=obj.keep.negatives, reference=cfg.reference, initial_policy_path=policy_path,
+        seed=cfg.seed, reference_answer=lambda p: str(arithmetic.true_answer(p)),
+        unrelated_response=arithmetic.unrelated_response,
+    )
+    module = LarpoModule(policy, objective, lr=cfg.lr, beta=cfg.beta)
+    logger = make_logger(cfg, run_dir)
+    trainer = pl.Trainer(
+        max_epochs=cfg.iterations * cfg.epochs_per_iteration,
+        reload_dataloaders_every_n_epochs=cfg.epochs_per_iteration,
+        callbacks=[loop], logger=logger, enable_checkpointing=False,
+        enable_progress_bar=cfg.progress, enable_model_summary=False, default_root_dir=str(run_dir),
+        num_sanity_val_steps=0, **cfg.trainer,
+    )
+    trainer.fit(module, datamodule=datamodule)
+
+    timing.update(loop.timing)
+    timing["total"] = time.perf_counter() - start
+    timing["other"] = timing["total"] - sum(v for k, v in timing.items() if k != "total")
+    summary = {
+        "config": OmegaConf.to_container(cfg, resolve=True),
+        "history": loop.metrics,
+        "final": {k: v for k, v in loop.metrics[-1].items() if k not in ("iteration", "dropped")},
+        "timing": {k: round(v, 3) for k, v in timing.items()},
+        "reference_forwards": loop.reference_forwards,
+    }
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    if hasattr(logger, "experiment") and cfg.logger.name == "wandb":
+        logger.experiment.finish()
+    log.info("run finished in %.0f s: %s", timing["total"], run_dir / "summary.json")
+    return summary["final"]
+
+
+@hydra.main(config_path=CONFIG_PATH, config_name="train", version_base="1.3")
+def main(cfg: DictConfig) -> float:
+    try:
+        final = run(cfg)
+    except ConfigError as err:
+        log.error("invalid config: %s", err)
+        raise SystemExit(f"larpo: invalid config: {err}") from None
+    return final["win_rate_vs_sft"]
+
+
+if __name__ == "__main__":
+    main()

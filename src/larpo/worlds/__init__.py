@@ -1,0 +1,1 @@
+"""Embedded worlds: tasks that run offline, with a gold judge that knows the answer."""
