@@ -12,11 +12,23 @@ os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 
 MICRO = [
-    "model.arch.hidden_size=32", "model.arch.num_layers=2", "model.arch.num_heads=2",
-    "model.arch.intermediate_size=64", "model.sft.steps=60", "model.sft.batch_size=32",
-    "model.sft.examples=1920", "model.sft.warmup=10", "model.sft.lr=3e-3",
-    "data.prompts_per_iteration=24", "data.eval_prompts=20", "eval.samples=4",
-    "batch_size=8", "epochs_per_iteration=1", "iterations=2", "progress=false", "logger=csv",
+    "model.arch.hidden_size=32",
+    "model.arch.num_layers=2",
+    "model.arch.num_heads=2",
+    "model.arch.intermediate_size=64",
+    "model.sft.steps=60",
+    "model.sft.batch_size=32",
+    "model.sft.examples=1920",
+    "model.sft.warmup=10",
+    "model.sft.lr=3e-3",
+    "data.prompts_per_iteration=24",
+    "data.eval_prompts=20",
+    "eval.samples=4",
+    "batch_size=8",
+    "epochs_per_iteration=1",
+    "iterations=2",
+    "progress=false",
+    "logger=csv",
 ]
 
 

@@ -49,8 +49,12 @@ def rows(logps, ref, mask, lengths, rewards):
     """Plain per-prompt lists of the real candidates."""
     for b in range(mask.shape[0]):
         n = int(mask[b].sum())
-        yield ([float(x) for x in logps[b, :n]], [float(x) for x in ref[b, :n]],
-               [int(x) for x in lengths[b, :n]], [float(x) for x in rewards[b, :n]])
+        yield (
+            [float(x) for x in logps[b, :n]],
+            [float(x) for x in ref[b, :n]],
+            [int(x) for x in lengths[b, :n]],
+            [float(x) for x in rewards[b, :n]],
+        )
 
 
 def mean(per_prompt: list[float | None]) -> float:
@@ -101,7 +105,9 @@ def ref_lipo(lp, rf, ln, rw, beta=0.1, normalize=False):
     for i in range(len(g)):
         for j in range(len(g)):
             if rw[i] > rw[j]:
-                lam = abs(2 ** rw[i] - 2 ** rw[j]) * abs(1 / math.log2(1 + tau[i]) - 1 / math.log2(1 + tau[j]))
+                lam = abs(2 ** rw[i] - 2 ** rw[j]) * abs(
+                    1 / math.log2(1 + tau[i]) - 1 / math.log2(1 + tau[j])
+                )
                 terms.append(-lam * logsig(g[i] - g[j]))
     if not terms:
         return None
@@ -152,22 +158,39 @@ def ref_kto_batch(data, beta=0.1, desirable_weight=1.0, undesirable_weight=1.0):
         return 0.0
     z0 = max(0.0, sum((a + b) / 2 for a, b in pairs) / len(pairs))
     sig = lambda x: 1 / (1 + math.exp(-x))  # noqa: E731
-    losses = [desirable_weight * (1 - sig(beta * (a - z0))) + undesirable_weight * (1 - sig(beta * (z0 - b)))
-              for a, b in pairs]
+    losses = [
+        desirable_weight * (1 - sig(beta * (a - z0))) + undesirable_weight * (1 - sig(beta * (z0 - b)))
+        for a, b in pairs
+    ]
     return sum(losses) / len(losses)
 
 
 PLAIN = {
-    "pairwise": ref_pairwise, "contrastive": ref_contrastive, "lambdarank": ref_lambdarank,
-    "listmle": ref_listmle, "lipo": ref_lipo, "ipo": ref_ipo, "simpo": ref_simpo, "slic": ref_slic,
-    "rrhf": ref_rrhf, "cpo": ref_cpo, "rdpo": ref_rdpo,
+    "pairwise": ref_pairwise,
+    "contrastive": ref_contrastive,
+    "lambdarank": ref_lambdarank,
+    "listmle": ref_listmle,
+    "lipo": ref_lipo,
+    "ipo": ref_ipo,
+    "simpo": ref_simpo,
+    "slic": ref_slic,
+    "rrhf": ref_rrhf,
+    "cpo": ref_cpo,
+    "rdpo": ref_rdpo,
 }
 HPARAMS = {  # non-default values, so a hyperparameter that is ignored makes the test fail
-    "pairwise": {"beta": 0.3}, "contrastive": {"beta": 0.2}, "lambdarank": {"beta": 0.2},
-    "listmle": {"beta": 0.25}, "lipo": {"beta": 0.15}, "ipo": {"beta": 0.5},
-    "simpo": {"beta": 2.5, "gamma": 0.7}, "slic": {"delta": 2.0, "reg_weight": 0.3},
-    "rrhf": {"ft_weight": 0.5}, "cpo": {"beta": 0.2, "nll_weight": 0.7},
-    "rdpo": {"beta": 0.2, "alpha": 0.05}, "kto": {"beta": 0.2, "desirable_weight": 1.5},
+    "pairwise": {"beta": 0.3},
+    "contrastive": {"beta": 0.2},
+    "lambdarank": {"beta": 0.2},
+    "listmle": {"beta": 0.25},
+    "lipo": {"beta": 0.15},
+    "ipo": {"beta": 0.5},
+    "simpo": {"beta": 2.5, "gamma": 0.7},
+    "slic": {"delta": 2.0, "reg_weight": 0.3},
+    "rrhf": {"ft_weight": 0.5},
+    "cpo": {"beta": 0.2, "nll_weight": 0.7},
+    "rdpo": {"beta": 0.2, "alpha": 0.05},
+    "kto": {"beta": 0.2, "desirable_weight": 1.5},
 }
 
 

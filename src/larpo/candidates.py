@@ -36,10 +36,16 @@ class CandidateList:
         return len(self.responses)
 
     def subset(self, idx: list[int]) -> CandidateList:
-        return CandidateList(self.prompt, [self.responses[i] for i in idx],
-                             [self.rewards[i] for i in idx], [self.temperatures[i] for i in idx],
-                             [self.sampled_in[i] for i in idx], [self.sources[i] for i in idx],
-                             self.iteration, self.reference)
+        return CandidateList(
+            self.prompt,
+            [self.responses[i] for i in idx],
+            [self.rewards[i] for i in idx],
+            [self.temperatures[i] for i in idx],
+            [self.sampled_in[i] for i in idx],
+            [self.sources[i] for i in idx],
+            self.iteration,
+            self.reference,
+        )
 
 
 def clean(lst: CandidateList, counts: Counter) -> CandidateList:
@@ -85,20 +91,22 @@ def merge_memory(history: list[dict[str, CandidateList]], memory: str) -> dict[s
     spans = {"current": 1, "previous": 2, "all": len(history)}
     if memory not in spans:
         raise ValueError(f"candidate_list.memory={memory!r}: use current, previous or all")
-    window = history[-spans[memory]:][::-1]
+    window = history[-spans[memory] :][::-1]
     merged = {}
     for prompt, lst in window[0].items():
         parts = [it[prompt] for it in window if prompt in it]
-        merged[prompt] = dedupe(CandidateList(
-            prompt,
-            [r for p in parts for r in p.responses],
-            [w for p in parts for w in p.rewards],
-            [t for p in parts for t in p.temperatures],
-            [s for p in parts for s in p.sampled_in],
-            [s for p in parts for s in p.sources],
-            lst.iteration,
-            lst.reference,
-        ))
+        merged[prompt] = dedupe(
+            CandidateList(
+                prompt,
+                [r for p in parts for r in p.responses],
+                [w for p in parts for w in p.rewards],
+                [t for p in parts for t in p.temperatures],
+                [s for p in parts for s in p.sampled_in],
+                [s for p in parts for s in p.sources],
+                lst.iteration,
+                lst.reference,
+            )
+        )
     return merged
 
 
@@ -132,17 +140,19 @@ def read_pool(path: Path) -> tuple[list[CandidateList], list[int]]:
                 if len(rewards) != len(responses):
                     raise ValueError("responses and rewards differ in length")
                 k = len(responses)
-                lists.append(CandidateList(
-                    prompt=str(row["prompt"]),
-                    responses=responses,
-                    rewards=rewards,
-                    temperatures=[float(t) for t in row.get("temperatures") or [float("nan")] * k],
-                    sampled_in=[int(s) for s in row.get("sampled_in") or [row.get("iteration", 0)] * k],
-                    sources=[str(s) for s in row.get("sources") or ["policy"] * k],
-                    iteration=int(row.get("iteration", 0)),
-                    reference=row.get("reference"),
-                    kept=list(row.get("kept", [])),
-                ))
+                lists.append(
+                    CandidateList(
+                        prompt=str(row["prompt"]),
+                        responses=responses,
+                        rewards=rewards,
+                        temperatures=[float(t) for t in row.get("temperatures") or [float("nan")] * k],
+                        sampled_in=[int(s) for s in row.get("sampled_in") or [row.get("iteration", 0)] * k],
+                        sources=[str(s) for s in row.get("sources") or ["policy"] * k],
+                        iteration=int(row.get("iteration", 0)),
+                        reference=row.get("reference"),
+                        kept=list(row.get("kept", [])),
+                    )
+                )
             except (ValueError, KeyError, TypeError) as err:
                 log.warning("%s:%d: skipped malformed line (%s)", path, n, err)
                 bad.append(n)

@@ -64,6 +64,10 @@ class ListDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         if not self.lists:
             raise RuntimeError("no training lists: the loop callback has not produced any")
-        return DataLoader(self.lists, batch_size=self.batch_size, shuffle=True,
-                          collate_fn=lambda items: collate_lists(items, self.pad_id),
-                          generator=torch.Generator().manual_seed(self.seed + self.version))
+        return DataLoader(
+            self.lists,
+            batch_size=self.batch_size,
+            shuffle=True,
+            collate_fn=lambda items: collate_lists(items, self.pad_id),
+            generator=torch.Generator().manual_seed(self.seed + self.version),
+        )

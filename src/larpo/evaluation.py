@@ -20,8 +20,11 @@ def pass_at(correct: list[list[bool]], n: int) -> float:
 
 def win_rate(rewards: list[list[float]], baseline: list[list[float]]) -> float:
     """Share of (prompt, sample i) duels the policy wins against the baseline; ties count half."""
-    duels = [(a > b) + 0.5 * (a == b) for ra, rb in zip(rewards, baseline, strict=True)
-             for a, b in zip(ra, rb, strict=True)]
+    duels = [
+        (a > b) + 0.5 * (a == b)
+        for ra, rb in zip(rewards, baseline, strict=True)
+        for a, b in zip(ra, rb, strict=True)
+    ]
     return sum(duels) / max(1, len(duels))
 
 
@@ -47,13 +50,17 @@ def ranking_accuracy(scores: list[float], gains: list[float]) -> tuple[int, int]
 
 
 @torch.no_grad()
-def candidate_logps(model, tokenizer, prompts: list[str], candidates: list[list[str]],
-                    batch_size: int = 1024) -> list[list[float]]:
+def candidate_logps(
+    model, tokenizer, prompts: list[str], candidates: list[list[str]], batch_size: int = 1024
+) -> list[list[float]]:
     """Summed log-probs of every candidate under `model`, in the lists' layout."""
     was_training = model.training
     model.eval()
-    seqs = [(encode_prompt(tokenizer, p), encode_response(tokenizer, r))
-            for p, rs in zip(prompts, candidates, strict=True) for r in rs]
+    seqs = [
+        (encode_prompt(tokenizer, p), encode_response(tokenizer, r))
+        for p, rs in zip(prompts, candidates, strict=True)
+        for r in rs
+    ]
     flat: list[float] = []
     for start in range(0, len(seqs), batch_size):
         batch = collate(seqs[start : start + batch_size], tokenizer.pad_token_id)
@@ -75,18 +82,22 @@ class Evaluator:
     which NDCG and ranking accuracy test the policy's own likelihoods.
     """
 
-    def __init__(self, prompts: list[str], judge, reference, generator, k: int, temperature: float,
-                 seed: int):
+    def __init__(
+        self, prompts: list[str], judge, reference, generator, k: int, temperature: float, seed: int
+    ):
         self.prompts, self.judge, self.reference = prompts, judge, reference
         self.generator, self.k, self.temperature, self.seed = generator, k, temperature, seed
         self.baseline_rewards: list[list[float]] | None = None
         self.judged_lists: list[list[str]] = []
 
     def _samples(self, model, tokenizer) -> tuple[list[str], list[list[str]]]:
-        greedy = [r[0] for r in self.generator(model, tokenizer, self.prompts, 1, 0.0, self.seed,
-                                               desc="eval greedy")]
-        sampled = self.generator(model, tokenizer, self.prompts, self.k, self.temperature, self.seed,
-                                 desc="eval sample")
+        greedy = [
+            r[0]
+            for r in self.generator(model, tokenizer, self.prompts, 1, 0.0, self.seed, desc="eval greedy")
+        ]
+        sampled = self.generator(
+            model, tokenizer, self.prompts, self.k, self.temperature, self.seed, desc="eval sample"
+        )
         return greedy, sampled
 
     def __call__(self, model, tokenizer) -> dict[str, float]:
@@ -124,7 +135,8 @@ class Evaluator:
         return {"ndcg": sum(ndcgs) / max(1, len(ndcgs)), "ranking_accuracy": good / max(1, total)}
 
 
-def policy_metrics(model, tokenizer, prompts: list[str], generator, temperature: float, k: int,
-                   seed: int, judge, reference) -> dict[str, float]:
+def policy_metrics(
+    model, tokenizer, prompts: list[str], generator, temperature: float, k: int, seed: int, judge, reference
+) -> dict[str, float]:
     """One-off metrics of a single policy (its own baseline, so the win rate is 0.5)."""
     return Evaluator(prompts, judge, reference, generator, k, temperature, seed)(model, tokenizer)

@@ -24,8 +24,16 @@ class HFGenerator:
         self.progress = progress
 
     @torch.no_grad()
-    def __call__(self, model, tokenizer, prompts: list[str], k: int, temperature: float,
-                 seed: int, desc: str = "generate") -> list[list[str]]:
+    def __call__(
+        self,
+        model,
+        tokenizer,
+        prompts: list[str],
+        k: int,
+        temperature: float,
+        seed: int,
+        desc: str = "generate",
+    ) -> list[list[str]]:
         if not prompts:
             return []
         was_training = model.training

@@ -17,7 +17,6 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytorch_lightning as pl
-import torch
 
 from larpo import negatives as neg
 from larpo.candidates import CandidateList, all_tied, clean, merge_memory, rank, write_pool
@@ -30,13 +29,34 @@ log = logging.getLogger("larpo")
 
 
 class LarpoLoop(pl.Callback):
-    def __init__(self, *, prompts: list[str], tokenizer, reward_model, generator,
-                 datamodule: ListDataModule, evaluator: Evaluator | None, run_dir: Path,
-                 iterations: int, epochs_per_iteration: int, k: int, temperature: float,
-                 temperatures: list[float] | None, schedule: list[float] | None, memory: str,
-                 strategy: str, negatives_temperature: float | None, positives: int,
-                 negatives: int, reference: str, initial_policy_path: str | None, seed: int,
-                 reference_answer=None, unrelated_response=None, table_rows: int = 8):
+    def __init__(
+        self,
+        *,
+        prompts: list[str],
+        tokenizer,
+        reward_model,
+        generator,
+        datamodule: ListDataModule,
+        evaluator: Evaluator | None,
+        run_dir: Path,
+        iterations: int,
+        epochs_per_iteration: int,
+        k: int,
+        temperature: float,
+        temperatures: list[float] | None,
+        schedule: list[float] | None,
+        memory: str,
+        strategy: str,
+        negatives_temperature: float | None,
+        positives: int,
+        negatives: int,
+        reference: str,
+        initial_policy_path: str | None,
+        seed: int,
+        reference_answer=None,
+        unrelated_response=None,
+        table_rows: int = 8,
+    ):
         super().__init__()
         self.prompts, self.tokenizer, self.reward_model = prompts, tokenizer, reward_model
         self.generator, self.datamodule, self.evaluator = generator, datamodule, evaluator
@@ -62,8 +82,12 @@ class LarpoLoop(pl.Callback):
 
     def on_train_epoch_start(self, trainer, pl_module):
         self._epoch_start = time.perf_counter()
-        log.info("[iteration %d/%d] training: epoch %d", self.iteration, self.iterations,
-                 trainer.current_epoch % self.epochs + 1)
+        log.info(
+            "[iteration %d/%d] training: epoch %d",
+            self.iteration,
+            self.iterations,
+            trainer.current_epoch % self.epochs + 1,
+        )
 
     def on_train_epoch_end(self, trainer, pl_module):
         self.timing["training"] += time.perf_counter() - self._epoch_start
@@ -102,9 +126,15 @@ class LarpoLoop(pl.Callback):
         samples = [[] for _ in self.prompts]
         sample_temps = [[] for _ in self.prompts]
         for t, count in Counter(temps).items():  # one generate call per distinct temperature
-            out = self.generator(policy, self.tokenizer, self.prompts, count, t,
-                                 seed=self.seed * 1009 + iteration * 31 + int(t * 100),
-                                 desc=f"generate T={t}")
+            out = self.generator(
+                policy,
+                self.tokenizer,
+                self.prompts,
+                count,
+                t,
+                seed=self.seed * 1009 + iteration * 31 + int(t * 100),
+                desc=f"generate T={t}",
+            )
             for i, rs in enumerate(out):
                 samples[i] += rs
                 sample_temps[i] += [t] * count
@@ -117,18 +147,24 @@ class LarpoLoop(pl.Callback):
         rng = random.Random(self.seed * 7919 + iteration)
         with self._timed("generation", iteration):
             samples, temps = self._generate(policy, iteration)
-            foreign = neg.foreign_negatives(self.strategy, self.prompts, samples, self.negatives, rng,
-                                            self.unrelated_response)
+            foreign = neg.foreign_negatives(
+                self.strategy, self.prompts, samples, self.negatives, rng, self.unrelated_response
+            )
         current = {}
         for p, rs, ts, fs in zip(self.prompts, samples, temps, foreign, strict=True):
             ref = self.reference_answer(p) if self.reference_answer else None
             head = [ref] if ref is not None and neg.uses_reference(self.strategy) else []
             source = neg.FOREIGN.get(self.strategy, "policy")
             current[p] = CandidateList(
-                p, head + rs + fs, [], [0.0] * len(head) + ts + [float("nan")] * len(fs),
+                p,
+                head + rs + fs,
+                [],
+                [0.0] * len(head) + ts + [float("nan")] * len(fs),
                 [iteration] * (len(head) + len(rs) + len(fs)),
                 ["reference"] * len(head) + ["policy"] * len(rs) + [source] * len(fs),
-                iteration, ref)
+                iteration,
+                ref,
+            )
         with self._timed("scoring", iteration):
             self._score(list(current.values()))
         self.history.append(current)
@@ -153,28 +189,38 @@ class LarpoLoop(pl.Callback):
         if not kept:
             raise RuntimeError(
                 f"iteration {iteration}: every list was dropped ({dict(counts)}); nothing to train "
-                "on. Raise candidate_list.size or the temperature, or check the reward model.")
+                "on. Raise candidate_list.size or the temperature, or check the reward model."
+            )
 
         with self._timed("reference", iteration):
             items = self._training_lists(kept, policy)
         write_pool(self.run_dir / "pool" / f"iteration_{iteration}.jsonl", pool)
         self.datamodule.set_lists(items)
         self._dropped = dict(counts)
-        log.info("[iteration %d/%d] %d lists to train on, dropped %s", iteration, self.iterations,
-                 len(items), dict(counts) or "none")
+        log.info(
+            "[iteration %d/%d] %d lists to train on, dropped %s",
+            iteration,
+            self.iterations,
+            len(items),
+            dict(counts) or "none",
+        )
         self._log_table(trainer, iteration, kept)
 
     def _score(self, lists: list[CandidateList]) -> None:
-        scores = self.reward_model.score([lst.prompt for lst in lists],
-                                         [lst.responses for lst in lists])
+        scores = self.reward_model.score([lst.prompt for lst in lists], [lst.responses for lst in lists])
         for lst, s in zip(lists, scores, strict=True):
             lst.rewards = [float(x) for x in s]
 
     def _training_lists(self, kept: list[CandidateList], policy) -> list[TrainingList]:
         """Tokenise once and compute the reference log-probs of every kept candidate, once."""
-        items = [TrainingList(encode_prompt(self.tokenizer, lst.prompt),
-                              [encode_response(self.tokenizer, r) for r in lst.responses],
-                              list(lst.rewards)) for lst in kept]
+        items = [
+            TrainingList(
+                encode_prompt(self.tokenizer, lst.prompt),
+                [encode_response(self.tokenizer, r) for r in lst.responses],
+                list(lst.rewards),
+            )
+            for lst in kept
+        ]
         if self.reference == "none":
             return items
         if self.reference == "initial":
@@ -182,8 +228,9 @@ class LarpoLoop(pl.Callback):
             ref_model.to(policy.device)
         else:  # behavior: the current policy is this iteration's behaviour policy and reference
             ref_model = policy
-        logps = candidate_logps(ref_model, self.tokenizer, [lst.prompt for lst in kept],
-                                [lst.responses for lst in kept])
+        logps = candidate_logps(
+            ref_model, self.tokenizer, [lst.prompt for lst in kept], [lst.responses for lst in kept]
+        )
         self.reference_forwards += sum(len(lst) for lst in kept)
         for it, lp in zip(items, logps, strict=True):
             it.ref_logps = lp
@@ -201,19 +248,29 @@ class LarpoLoop(pl.Callback):
         if iteration > 0:
             row["dropped"] = getattr(self, "_dropped", {})
         self.metrics.append(row)
-        log.info("[iteration %d/%d] evaluation: win_rate_vs_sft %.3f, accuracy_sampled %.3f, "
-                 "accuracy_greedy %.3f, pass_at_%d %.3f", iteration, self.iterations,
-                 metrics["win_rate_vs_sft"], metrics["accuracy_sampled"], metrics["accuracy_greedy"],
-                 self.evaluator.k, metrics[f"pass_at_{self.evaluator.k}"])
+        log.info(
+            "[iteration %d/%d] evaluation: win_rate_vs_sft %.3f, accuracy_sampled %.3f, "
+            "accuracy_greedy %.3f, pass_at_%d %.3f",
+            iteration,
+            self.iterations,
+            metrics["win_rate_vs_sft"],
+            metrics["accuracy_sampled"],
+            metrics["accuracy_greedy"],
+            self.evaluator.k,
+            metrics[f"pass_at_{self.evaluator.k}"],
+        )
         if trainer.logger is not None:
-            trainer.logger.log_metrics({f"eval/{k}": v for k, v in metrics.items()} |
-                                       {"iteration": iteration}, step=trainer.global_step)
+            trainer.logger.log_metrics(
+                {f"eval/{k}": v for k, v in metrics.items()} | {"iteration": iteration},
+                step=trainer.global_step,
+            )
 
     def _log_table(self, trainer, iteration: int, kept: list[CandidateList]) -> None:
         log_table = getattr(trainer.logger, "log_table", None)
         if log_table is None:
             return
-        rows = [[iteration, lst.prompt, " | ".join(lst.responses),
-                 " | ".join(f"{w:.3g}" for w in lst.rewards)] for lst in kept[: self.table_rows]]
-        log_table(key="ranked_lists", columns=["iteration", "prompt", "responses", "rewards"],
-                  data=rows)
+        rows = [
+            [iteration, lst.prompt, " | ".join(lst.responses), " | ".join(f"{w:.3g}" for w in lst.rewards)]
+            for lst in kept[: self.table_rows]
+        ]
+        log_table(key="ranked_lists", columns=["iteration", "prompt", "responses", "rewards"], data=rows)

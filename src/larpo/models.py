@@ -6,8 +6,15 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
 
-def build_tiny_llama(tokenizer, hidden_size: int, num_layers: int, num_heads: int,
-                     intermediate_size: int, max_positions: int, seed: int) -> LlamaForCausalLM:
+def build_tiny_llama(
+    tokenizer,
+    hidden_size: int,
+    num_layers: int,
+    num_heads: int,
+    intermediate_size: int,
+    max_positions: int,
+    seed: int,
+) -> LlamaForCausalLM:
     """A randomly initialised Llama-architecture policy, built from a transformers config."""
     config = LlamaConfig(
         vocab_size=len(tokenizer),

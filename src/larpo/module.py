@@ -16,8 +16,7 @@ class LarpoModule(pl.LightningModule):
     reference log-probs come precomputed with the batch (no reference forward in a step).
     """
 
-    def __init__(self, policy, objective: Objective, lr: float, beta: float,
-                 weight_decay: float = 0.0):
+    def __init__(self, policy, objective: Objective, lr: float, beta: float, weight_decay: float = 0.0):
         super().__init__()
         self.policy, self.objective = policy.train(), objective
         self.lr, self.beta, self.weight_decay = lr, beta, weight_decay

@@ -25,8 +25,9 @@ def uses_reference(strategy: str) -> bool:
     return strategy in {"hardest", "hard", "easy", "easiest"}
 
 
-def foreign_negatives(strategy: str, prompts: list[str], samples: list[list[str]], n: int,
-                      rng: random.Random, unrelated) -> list[list[str]]:
+def foreign_negatives(
+    strategy: str, prompts: list[str], samples: list[list[str]], n: int, rng: random.Random, unrelated
+) -> list[list[str]]:
     """For `easy`: responses sampled for *other* prompts; for `easiest`: unrelated responses.
 
     An easy negative is never a response of the same prompt: it comes from a different prompt's

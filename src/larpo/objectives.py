@@ -98,8 +98,9 @@ def contrastive(logps, ref_logps, mask, lengths=None, rewards=None, *, beta: flo
     return _mean_over_prompts(lse - g[:, 0], negatives.any(1))
 
 
-def lambdarank(logps, ref_logps, mask, lengths=None, rewards=None, *, beta: float = 0.1,
-               normalize: bool = False) -> Tensor:
+def lambdarank(
+    logps, ref_logps, mask, lengths=None, rewards=None, *, beta: float = 0.1, normalize: bool = False
+) -> Tensor:
     """All-pairs RankNet (Burges, 2010), the paper's LambdaRank without |dNDCG| weights:
     -sum_{i<j} log sigmoid(gamma_i - gamma_j) over strictly preferred pairs.
     `normalize` divides by the number of pairs (one term's scale, like pairwise)."""
@@ -112,8 +113,9 @@ def lambdarank(logps, ref_logps, mask, lengths=None, rewards=None, *, beta: floa
     return _mean_over_prompts(per_prompt, pairs.any((1, 2)))
 
 
-def listmle(logps, ref_logps, mask, lengths=None, rewards=None, *, beta: float = 0.1,
-            normalize: bool = False) -> Tensor:
+def listmle(
+    logps, ref_logps, mask, lengths=None, rewards=None, *, beta: float = 0.1, normalize: bool = False
+) -> Tensor:
     """Plackett-Luce likelihood (Xia et al., 2008) with the corrected denominator:
     -sum_i log( exp(gamma_i) / sum_{j>=i} exp(gamma_j) ).
 
@@ -132,8 +134,9 @@ def listmle(logps, ref_logps, mask, lengths=None, rewards=None, *, beta: float =
     return _mean_over_prompts(per_prompt, has_position.any(1))
 
 
-def lipo(logps, ref_logps, mask, lengths=None, rewards=None, *, beta: float = 0.1,
-         normalize: bool = False) -> Tensor:
+def lipo(
+    logps, ref_logps, mask, lengths=None, rewards=None, *, beta: float = 0.1, normalize: bool = False
+) -> Tensor:
     """LiPO-lambda (Liu et al., 2024): pairs weighted by lambda_ij = |G_i - G_j| *
     |1/D(tau_i) - 1/D(tau_j)|, gain G = 2^label - 1, discount D(tau) = log2(1 + tau), tau the rank
     of a candidate under the policy's current implicit rewards. Labels are the rewards, or the
@@ -166,8 +169,9 @@ def ipo(logps, ref_logps, mask, lengths=None, rewards=None, *, beta: float = 0.1
     return _mean_over_prompts((r_w - r_l - 1.0 / (2.0 * beta)) ** 2, _pair_has_term(rewards, mask))
 
 
-def simpo(logps, ref_logps, mask, lengths=None, rewards=None, *, beta: float = 2.0,
-          gamma: float = 1.0) -> Tensor:
+def simpo(
+    logps, ref_logps, mask, lengths=None, rewards=None, *, beta: float = 2.0, gamma: float = 1.0
+) -> Tensor:
     """SimPO (Meng et al., 2024), reference-free:
     -log sigmoid(beta/|y_w| log pi(y_w) - beta/|y_l| log pi(y_l) - gamma)."""
     avg_w, avg_l = _best_worst(_normalised(logps, lengths, mask).masked_fill(~mask, 0.0), mask)
@@ -175,8 +179,9 @@ def simpo(logps, ref_logps, mask, lengths=None, rewards=None, *, beta: float = 2
     return _mean_over_prompts(loss, _pair_has_term(rewards, mask))
 
 
-def slic(logps, ref_logps, mask, lengths=None, rewards=None, *, delta: float = 1.0,
-         reg_weight: float = 0.1) -> Tensor:
+def slic(
+    logps, ref_logps, mask, lengths=None, rewards=None, *, delta: float = 1.0, reg_weight: float = 0.1
+) -> Tensor:
     """SLiC-HF (Zhao et al., 2023) rank calibration, reference-free:
     max(0, delta - log pi(y_w) + log pi(y_l)) - reg_weight * log pi(y_w)."""
     lp_w, lp_l = _best_worst(logps.masked_fill(~mask, 0.0), mask)
@@ -194,8 +199,9 @@ def rrhf(logps, ref_logps, mask, lengths=None, rewards=None, *, ft_weight: float
     return _mean_over_prompts(rank - ft_weight * logps[:, 0], pairs.any((1, 2)))
 
 
-def cpo(logps, ref_logps, mask, lengths=None, rewards=None, *, beta: float = 0.1,
-        nll_weight: float = 1.0) -> Tensor:
+def cpo(
+    logps, ref_logps, mask, lengths=None, rewards=None, *, beta: float = 0.1, nll_weight: float = 1.0
+) -> Tensor:
     """CPO (Xu et al., 2024), reference-free: -log sigmoid(beta (log pi(y_w) - log pi(y_l)))
     plus nll_weight times the NLL of y_w (per token when lengths are given, as in its code)."""
     lp_w, lp_l = _best_worst(logps.masked_fill(~mask, 0.0), mask)
@@ -204,8 +210,17 @@ def cpo(logps, ref_logps, mask, lengths=None, rewards=None, *, beta: float = 0.1
     return _mean_over_prompts(loss, _pair_has_term(rewards, mask))
 
 
-def kto(logps, ref_logps, mask, lengths=None, rewards=None, *, beta: float = 0.1,
-        desirable_weight: float = 1.0, undesirable_weight: float = 1.0) -> Tensor:
+def kto(
+    logps,
+    ref_logps,
+    mask,
+    lengths=None,
+    rewards=None,
+    *,
+    beta: float = 0.1,
+    desirable_weight: float = 1.0,
+    undesirable_weight: float = 1.0,
+) -> Tensor:
     """KTO (Ethayarajh et al., 2024): the best candidate is desirable, the worst undesirable.
     lambda_D (1 - sigmoid(beta (r_w - z0))) + lambda_U (1 - sigmoid(beta (z0 - r_l))), r the
     log-ratio; z0, the reference point, is the batch mean log-ratio of those candidates, clamped
@@ -220,8 +235,9 @@ def kto(logps, ref_logps, mask, lengths=None, rewards=None, *, beta: float = 0.1
     return _mean_over_prompts(loss, has)
 
 
-def rdpo(logps, ref_logps, mask, lengths=None, rewards=None, *, beta: float = 0.1,
-         alpha: float = 0.01) -> Tensor:
+def rdpo(
+    logps, ref_logps, mask, lengths=None, rewards=None, *, beta: float = 0.1, alpha: float = 0.01
+) -> Tensor:
     """R-DPO (Park et al., 2024), DPO with a length penalty:
     -log sigmoid(beta (h_w - h_l) - alpha (|y_w| - |y_l|)), h the log-ratio."""
     r_w, r_l = _pair_logratio(logps, ref_logps, mask)
@@ -267,12 +283,16 @@ class Objective:
         if name not in OBJECTIVES:
             raise ValueError(f"unknown objective {name!r}; known objectives: {', '.join(OBJECTIVES)}")
         self.fn = OBJECTIVES[name]
-        allowed = [p.name for p in inspect.signature(self.fn).parameters.values()
-                   if p.kind is inspect.Parameter.KEYWORD_ONLY]
+        allowed = [
+            p.name
+            for p in inspect.signature(self.fn).parameters.values()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY
+        ]
         unknown = sorted(set(hparams) - set(allowed))
         if unknown:
-            raise ValueError(f"objective {name!r} has no hyperparameter {unknown}; "
-                             f"it takes {allowed + ['sft_weight']}")
+            raise ValueError(
+                f"objective {name!r} has no hyperparameter {unknown}; it takes {allowed + ['sft_weight']}"
+            )
         self.name, self.sft_weight, self.hparams = name, float(sft_weight), hparams
         self.needs_reference = name not in REFERENCE_FREE
         self.needs_lengths = name in NEEDS_LENGTHS

@@ -19,8 +19,12 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, LlamaConfig
-from transformers import LlamaForSequenceClassification
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    LlamaConfig,
+    LlamaForSequenceClassification,
+)
 
 from larpo.worlds.arithmetic import ArithmeticTask, build_tokenizer, judge, true_answer
 
@@ -37,9 +41,10 @@ class JudgeReward:
 
     def score(self, prompts: list[str], candidates: list[list[str]]) -> list[list[float]]:
         pairs = zip(prompts, candidates, strict=True)
-        return [[judge(p, r) for r in rs]
-                for p, rs in tqdm(pairs, total=len(prompts), desc="score", disable=not self.progress,
-                                  leave=False)]
+        return [
+            [judge(p, r) for r in rs]
+            for p, rs in tqdm(pairs, total=len(prompts), desc="score", disable=not self.progress, leave=False)
+        ]
 
 
 class SequenceClassifierReward:
@@ -50,23 +55,25 @@ class SequenceClassifierReward:
 
     list_relative = False
 
-    def __init__(self, path: str, batch_size: int = 512, progress: bool = True,
-                 trust_remote_code: bool = False):
+    def __init__(
+        self, path: str, batch_size: int = 512, progress: bool = True, trust_remote_code: bool = False
+    ):
         self.tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.model = AutoModelForSequenceClassification.from_pretrained(
-            path, trust_remote_code=trust_remote_code).eval()
+            path, trust_remote_code=trust_remote_code
+        ).eval()
         self.batch_size, self.progress = batch_size, progress
 
     @torch.no_grad()
     def score(self, prompts: list[str], candidates: list[list[str]]) -> list[list[float]]:
         texts = [p + r for p, rs in zip(prompts, candidates, strict=True) for r in rs]
         flat: list[float] = []
-        for start in tqdm(range(0, len(texts), self.batch_size), desc="score",
-                          disable=not self.progress, leave=False):
-            enc = self.tokenizer(texts[start : start + self.batch_size], padding=True,
-                                 return_tensors="pt")
+        for start in tqdm(
+            range(0, len(texts), self.batch_size), desc="score", disable=not self.progress, leave=False
+        ):
+            enc = self.tokenizer(texts[start : start + self.batch_size], padding=True, return_tensors="pt")
             flat += self.model(**enc).logits[:, 0].float().tolist()
         out, i = [], 0
         for rs in candidates:
@@ -95,8 +102,9 @@ class _BradleyTerry(pl.LightningModule):
         return torch.optim.AdamW(self.model.parameters(), lr=self.lr)
 
 
-def train_learned_reward(task: ArithmeticTask, rm_cfg: DictConfig, seed: int, out_dir: Path,
-                         progress: bool = True) -> Path:
+def train_learned_reward(
+    task: ArithmeticTask, rm_cfg: DictConfig, seed: int, out_dir: Path, progress: bool = True
+) -> Path:
     """Train a tiny reward model on noisy judge comparisons of plausible answers.
 
     Candidates are the true answer and nearby wrong ones (the answers a policy gives); each pair is
@@ -118,17 +126,33 @@ def train_learned_reward(task: ArithmeticTask, rm_cfg: DictConfig, seed: int, ou
     def collate(batch):
         return tokenizer([t for pair in batch for t in pair], padding=True, return_tensors="pt")
 
-    loader = DataLoader(pairs, batch_size=rm_cfg.batch_size, shuffle=True, collate_fn=collate,
-                        generator=torch.Generator().manual_seed(seed))
+    loader = DataLoader(
+        pairs,
+        batch_size=rm_cfg.batch_size,
+        shuffle=True,
+        collate_fn=collate,
+        generator=torch.Generator().manual_seed(seed),
+    )
     torch.manual_seed(seed)
-    config = LlamaConfig(vocab_size=len(tokenizer), num_labels=1, pad_token_id=tokenizer.pad_token_id,
-                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                         **OmegaConf.to_container(rm_cfg.arch))
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        num_labels=1,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        **OmegaConf.to_container(rm_cfg.arch),
+    )
     model = LlamaForSequenceClassification(config)
     pl.seed_everything(seed, verbose=False)
-    trainer = pl.Trainer(max_epochs=rm_cfg.epochs, accelerator="cpu", devices=1, logger=False,
-                         enable_checkpointing=False, enable_progress_bar=progress,
-                         enable_model_summary=False)
+    trainer = pl.Trainer(
+        max_epochs=rm_cfg.epochs,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+    )
     trainer.fit(_BradleyTerry(model, rm_cfg.lr), loader)
     tmp = out_dir.with_name(out_dir.name + ".tmp")
     model.save_pretrained(tmp)
@@ -137,10 +161,14 @@ def train_learned_reward(task: ArithmeticTask, rm_cfg: DictConfig, seed: int, ou
     return out_dir
 
 
-def learned_reward_path(task: ArithmeticTask, rm_cfg: DictConfig, cache_dir: str, seed: int,
-                        progress: bool = True) -> Path:
-    key = json.dumps({"task": task.__dict__, "rm": OmegaConf.to_container(rm_cfg), "seed": seed},
-                     sort_keys=True, default=str)
+def learned_reward_path(
+    task: ArithmeticTask, rm_cfg: DictConfig, cache_dir: str, seed: int, progress: bool = True
+) -> Path:
+    key = json.dumps(
+        {"task": task.__dict__, "rm": OmegaConf.to_container(rm_cfg), "seed": seed},
+        sort_keys=True,
+        default=str,
+    )
     path = Path(cache_dir).expanduser() / f"rm-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
     if not (path / "config.json").exists():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -158,8 +186,9 @@ def build_reward_model(cfg: DictConfig, task: ArithmeticTask):
         path = learned_reward_path(task, cfg.reward_model, cfg.model.cache_dir, cfg.seed, cfg.progress)
         return SequenceClassifierReward(str(path), progress=cfg.progress)
     if name == "sequence_classifier":
-        return SequenceClassifierReward(cfg.reward_model.path, progress=cfg.progress,
-                                        trust_remote_code=cfg.reward_model.trust_remote_code)
+        return SequenceClassifierReward(
+            cfg.reward_model.path, progress=cfg.progress, trust_remote_code=cfg.reward_model.trust_remote_code
+        )
     raise ValueError(f"unknown reward_model {name!r}")
 
 

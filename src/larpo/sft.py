@@ -74,8 +74,9 @@ def sft_key(data_cfg: DictConfig, model_cfg: DictConfig, seed: int) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def train_sft(data_cfg: DictConfig, model_cfg: DictConfig, seed: int, out_dir: Path,
-              progress: bool = True) -> Path:
+def train_sft(
+    data_cfg: DictConfig, model_cfg: DictConfig, seed: int, out_dir: Path, progress: bool = True
+) -> Path:
     """Train the tiny policy from scratch on noisy targets and save it to out_dir."""
     task = task_from_config(data_cfg)
     tokenizer = build_tokenizer()
@@ -83,18 +84,28 @@ def train_sft(data_cfg: DictConfig, model_cfg: DictConfig, seed: int, out_dir: P
     held_out = set(eval_prompts(data_cfg))
     rng = random.Random(seed)
     prompts = task.prompts(sft.examples, seed=seed + 1, exclude=held_out)
-    examples = [(encode_prompt(tokenizer, p), encode_response(tokenizer, task.noisy_target(p, rng)))
-                for p in prompts]
-    loader = DataLoader(examples, batch_size=sft.batch_size, shuffle=True,
-                        collate_fn=lambda b: collate(b, tokenizer.pad_token_id),
-                        generator=torch.Generator().manual_seed(seed))
+    examples = [
+        (encode_prompt(tokenizer, p), encode_response(tokenizer, task.noisy_target(p, rng))) for p in prompts
+    ]
+    loader = DataLoader(
+        examples,
+        batch_size=sft.batch_size,
+        shuffle=True,
+        collate_fn=lambda b: collate(b, tokenizer.pad_token_id),
+        generator=torch.Generator().manual_seed(seed),
+    )
     model = build_tiny_llama(tokenizer, seed=seed, **model_cfg.arch)
-    log.info("SFT: training a %.2fM-parameter policy for %d steps", n_parameters(model) / 1e6,
-             sft.steps)
+    log.info("SFT: training a %.2fM-parameter policy for %d steps", n_parameters(model) / 1e6, sft.steps)
     pl.seed_everything(seed, verbose=False)
-    trainer = pl.Trainer(max_steps=sft.steps, accelerator="cpu", devices=1, logger=False,
-                         enable_checkpointing=False, enable_progress_bar=progress,
-                         enable_model_summary=False)
+    trainer = pl.Trainer(
+        max_steps=sft.steps,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+    )
     trainer.fit(SFTModule(model, sft.lr, sft.warmup, sft.steps), loader)
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out_dir.with_name(out_dir.name + ".tmp")
@@ -139,9 +150,17 @@ def main() -> None:
         model, tokenizer = load_policy(str(path))
         from larpo.worlds.arithmetic import judge, true_answer
 
-        metrics = policy_metrics(model, tokenizer, eval_prompts(cfg.data), HFGenerator(),
-                                 temperature=1.0, k=8, seed=cfg.seed, judge=judge,
-                                 reference=lambda p: str(true_answer(p)))
+        metrics = policy_metrics(
+            model,
+            tokenizer,
+            eval_prompts(cfg.data),
+            HFGenerator(),
+            temperature=1.0,
+            k=8,
+            seed=cfg.seed,
+            judge=judge,
+            reference=lambda p: str(true_answer(p)),
+        )
         metrics = {k: round(v, 4) for k, v in metrics.items() if k != "win_rate_vs_sft"}
         metrics["seconds"] = round(time.perf_counter() - start, 1)
         print(json.dumps(metrics, indent=2))

@@ -7,11 +7,11 @@ import logging
 import os
 import time
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import hydra
 import pytorch_lightning as pl
-import torch
 from omegaconf import DictConfig, OmegaConf
 
 from larpo import objectives
@@ -53,18 +53,20 @@ def validate(cfg: DictConfig) -> None:
     if cfg.negatives.name == "ranked" and k < need:
         raise ConfigError(
             f"candidate_list.size={k} is too small for objective={obj.name} with "
-            f"{obj.keep.positives} positives + {obj.keep.negatives} negatives: use candidate_list.size>={need}")
+            f"{obj.keep.positives} positives + {obj.keep.negatives} negatives: "
+            f"use candidate_list.size>={need}"
+        )
     if cl.memory not in ("current", "previous", "all"):
         raise ConfigError(f"candidate_list.memory={cl.memory}: use current, previous or all")
     if cl.memory == "previous" and cfg.iterations == 1:
-        warnings.warn("candidate_list.memory=previous with iterations=1 is the same as current",
-                      stacklevel=2)
+        warnings.warn("candidate_list.memory=previous with iterations=1 is the same as current", stacklevel=2)
     if cfg.reference not in ("behavior", "initial", "none"):
         raise ConfigError(f"reference={cfg.reference}: use behavior, initial or none")
     if cfg.reference == "none" and obj.name not in objectives.REFERENCE_FREE:
         raise ConfigError(
             f"objective={obj.name} needs a reference model but reference=none: use reference=behavior "
-            f"or a reference-free objective ({', '.join(sorted(objectives.REFERENCE_FREE))})")
+            f"or a reference-free objective ({', '.join(sorted(objectives.REFERENCE_FREE))})"
+        )
     objectives.build(obj.name, sft_weight=obj.sft_weight, **obj.hparams)  # unknown hparams fail here
 
 
@@ -73,18 +75,33 @@ def make_logger(cfg: DictConfig, run_dir: Path):
         return pl.loggers.CSVLogger(save_dir=str(run_dir), name="csv")
     os.environ.setdefault("WANDB_MODE", cfg.logger.mode)
     os.environ.setdefault("WANDB_SILENT", "true")
-    return pl.loggers.WandbLogger(project=cfg.logger.project, group=cfg.logger.group,
-                                  save_dir=str(run_dir), offline=cfg.logger.mode == "offline",
-                                  config=OmegaConf.to_container(cfg, resolve=True))
+    return pl.loggers.WandbLogger(
+        project=cfg.logger.project,
+        group=cfg.logger.group,
+        save_dir=str(run_dir),
+        offline=cfg.logger.mode == "offline",
+        config=OmegaConf.to_container(cfg, resolve=True),
+    )
 
 
-def run(cfg: DictConfig) -> dict:
-    """Run the LarPO loop for `cfg`; writes `<run_dir>/summary.json` and returns the final metrics."""
-    start = time.perf_counter()
+@dataclass
+class Run:
+    """Everything one LarPO run is made of, built from a config but not yet fitted."""
+
+    cfg: DictConfig
+    trainer: pl.Trainer
+    module: LarpoModule
+    datamodule: ListDataModule
+    loop: LarpoLoop
+    logger: object
+    timing: dict = field(default_factory=dict)
+
+
+def build(cfg: DictConfig, callbacks: tuple = ()) -> Run:
+    """Validate `cfg` and build the policy, reward model, loop callback and Lightning trainer."""
     validate(cfg)
     run_dir = Path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    torch.set_float32_matmul_precision("high")
     pl.seed_everything(cfg.seed, verbose=False)
     timing = {}
 
@@ -95,26 +112,50 @@ def run(cfg: DictConfig) -> dict:
     policy, tokenizer = load_policy(policy_path, trust_remote_code=cfg.model.trust_remote_code)
     reward_model = build_reward_model(cfg, task)
     held_out = eval_prompts(cfg.data)
-    train_prompts = task.prompts(cfg.data.prompts_per_iteration, seed=cfg.seed + 101,
-                                 exclude=set(held_out))
+    train_prompts = task.prompts(cfg.data.prompts_per_iteration, seed=cfg.seed + 101, exclude=set(held_out))
 
     obj = cfg.objective
     objective = objectives.build(obj.name, sft_weight=obj.sft_weight, **obj.hparams)
-    generator = HFGenerator(batch_size=cfg.generator.batch_size,
-                            max_new_tokens=cfg.generator.max_new_tokens, progress=cfg.progress)
+    generator = HFGenerator(
+        batch_size=cfg.generator.batch_size,
+        max_new_tokens=cfg.generator.max_new_tokens,
+        progress=cfg.progress,
+    )
     datamodule = ListDataModule(cfg.batch_size, tokenizer.pad_token_id, cfg.seed)
-    evaluator = Evaluator(held_out, arithmetic.judge, lambda p: str(arithmetic.true_answer(p)),
-                          generator, k=cfg.eval.samples, temperature=cfg.temperature,
-                          seed=cfg.seed + 202)
+    reference_answer = lambda p: str(arithmetic.true_answer(p))  # noqa: E731
+    evaluator = Evaluator(
+        held_out,
+        arithmetic.judge,
+        reference_answer,
+        generator,
+        k=cfg.eval.samples,
+        temperature=cfg.temperature,
+        seed=cfg.seed + 202,
+    )
     cl, negs = cfg.candidate_list, cfg.negatives
     loop = LarpoLoop(
-        prompts=train_prompts, tokenizer=tokenizer, reward_model=reward_model, generator=generator,
-        datamodule=datamodule, evaluator=evaluator, run_dir=run_dir, iterations=cfg.iterations,
-        epochs_per_iteration=cfg.epochs_per_iteration, k=cl.size, temperature=cfg.temperature,
-        temperatures=cl.temperatures, schedule=cl.schedule, memory=cl.memory, strategy=negs.name,
-        negatives_temperature=negs.get("temperature"), positives=obj.keep.positives,
-        negatives=obj.keep.negatives, reference=cfg.reference, initial_policy_path=policy_path,
-        seed=cfg.seed, reference_answer=lambda p: str(arithmetic.true_answer(p)),
+        prompts=train_prompts,
+        tokenizer=tokenizer,
+        reward_model=reward_model,
+        generator=generator,
+        datamodule=datamodule,
+        evaluator=evaluator,
+        run_dir=run_dir,
+        iterations=cfg.iterations,
+        epochs_per_iteration=cfg.epochs_per_iteration,
+        k=cl.size,
+        temperature=cfg.temperature,
+        temperatures=cl.temperatures,
+        schedule=cl.schedule,
+        memory=cl.memory,
+        strategy=negs.name,
+        negatives_temperature=negs.get("temperature"),
+        positives=obj.keep.positives,
+        negatives=obj.keep.negatives,
+        reference=cfg.reference,
+        initial_policy_path=policy_path,
+        seed=cfg.seed,
+        reference_answer=reference_answer,
         unrelated_response=arithmetic.unrelated_response,
     )
     module = LarpoModule(policy, objective, lr=cfg.lr, beta=cfg.beta)
@@ -122,37 +163,55 @@ def run(cfg: DictConfig) -> dict:
     trainer = pl.Trainer(
         max_epochs=cfg.iterations * cfg.epochs_per_iteration,
         reload_dataloaders_every_n_epochs=cfg.epochs_per_iteration,
-        callbacks=[loop], logger=logger, enable_checkpointing=False,
-        enable_progress_bar=cfg.progress, enable_model_summary=False, default_root_dir=str(run_dir),
-        num_sanity_val_steps=0, **cfg.trainer,
+        callbacks=[loop, *callbacks],
+        logger=logger,
+        enable_checkpointing=False,
+        enable_progress_bar=cfg.progress,
+        enable_model_summary=False,
+        default_root_dir=str(run_dir),
+        num_sanity_val_steps=0,
+        **cfg.trainer,
     )
-    trainer.fit(module, datamodule=datamodule)
+    return Run(cfg, trainer, module, datamodule, loop, logger, timing)
 
-    timing.update(loop.timing)
-    timing["total"] = time.perf_counter() - start
+
+def fit(r: Run) -> dict:
+    """Fit a built run; write `<run_dir>/summary.json` and return the summary."""
+    start = time.perf_counter()
+    r.trainer.fit(r.module, datamodule=r.datamodule)
+    timing = dict(r.timing)
+    timing.update(r.loop.timing)
+    timing["total"] = timing.get("sft", 0.0) + time.perf_counter() - start
     timing["other"] = timing["total"] - sum(v for k, v in timing.items() if k != "total")
     summary = {
-        "config": OmegaConf.to_container(cfg, resolve=True),
-        "history": loop.metrics,
-        "final": {k: v for k, v in loop.metrics[-1].items() if k not in ("iteration", "dropped")},
+        "config": OmegaConf.to_container(r.cfg, resolve=True),
+        "history": r.loop.metrics,
+        "final": {k: v for k, v in r.loop.metrics[-1].items() if k not in ("iteration", "dropped")},
         "timing": {k: round(v, 3) for k, v in timing.items()},
-        "reference_forwards": loop.reference_forwards,
+        "reference_forwards": r.loop.reference_forwards,
     }
+    run_dir = Path(r.cfg.run_dir)
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-    if hasattr(logger, "experiment") and cfg.logger.name == "wandb":
-        logger.experiment.finish()
+    if r.cfg.logger.name == "wandb":
+        r.logger.experiment.summary.update({f"final/{k}": v for k, v in summary["final"].items()})
+        r.logger.experiment.finish()
     log.info("run finished in %.0f s: %s", timing["total"], run_dir / "summary.json")
-    return summary["final"]
+    return summary
+
+
+def run(cfg: DictConfig) -> dict:
+    """Build and fit the LarPO run of `cfg`; returns the summary (also in summary.json)."""
+    return fit(build(cfg))
 
 
 @hydra.main(config_path=CONFIG_PATH, config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> float:
     try:
-        final = run(cfg)
+        summary = run(cfg)
     except ConfigError as err:
         log.error("invalid config: %s", err)
         raise SystemExit(f"larpo: invalid config: {err}") from None
-    return final["win_rate_vs_sft"]
+    return summary["final"]["win_rate_vs_sft"]
 
 
 if __name__ == "__main__":

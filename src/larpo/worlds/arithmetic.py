@@ -68,10 +68,12 @@ def judge(prompt: str, response: str) -> float:
 
 @dataclass(frozen=True)
 class ArithmeticTask:
-    """Prompt distribution: operations drawn uniformly, operands drawn with 1..max_digits digits.
+    """Prompt distribution: operations drawn uniformly from `ops`, operands uniformly from
+    0..10**max_digits - 1, so sizes mix (one operand in ten has one digit).
 
-    Operand sizes are mixed on purpose: a digit count is drawn first, then a number of that size,
-    so one-digit operands are as common as two-digit ones.
+    Operands are uniform over values, not over digit counts: the few one-digit sums would
+    otherwise be a quarter of all prompts, and holding out evaluation prompts would remove
+    nearly all of them from training.
     """
 
     ops: str = "+-"
@@ -80,8 +82,7 @@ class ArithmeticTask:
     noise_scale: int = 10
 
     def _operand(self, rng: random.Random) -> int:
-        digits = rng.randint(1, self.max_digits)
-        return rng.randint(0 if digits == 1 else 10 ** (digits - 1), 10**digits - 1)
+        return rng.randint(0, 10**self.max_digits - 1)
 
     def sample_prompt(self, rng: random.Random) -> str:
         op = rng.choice(self.ops)

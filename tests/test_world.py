@@ -1,0 +1,91 @@
+"""The embedded arithmetic world: tokenizer, judge, SFT, and the from_pretrained round trip."""
+
+import random
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from larpo.models import build_tiny_llama, load_policy
+from larpo.sequences import collate, encode_prompt, encode_response
+from larpo.sft import sft_policy_path, task_from_config
+from larpo.worlds.arithmetic import ArithmeticTask, build_tokenizer, judge, parse_answer, true_answer
+
+
+def test_tokenizer_round_trip_through_save_pretrained(tmp_path):
+    tok = build_tokenizer()
+    tok.save_pretrained(tmp_path)
+    loaded = AutoTokenizer.from_pretrained(tmp_path)
+    for text in ["37+48=", "0*9=", "12-99=-87"]:
+        ids = loaded(text)["input_ids"]
+        assert ids[0] == loaded.bos_token_id and len(ids) == len(text) + 1  # one token per character
+        assert ids == tok(text)["input_ids"]
+        assert loaded.decode(ids, skip_special_tokens=True) == text
+    batch = loaded(["1+2=", "37+48="], padding=True)
+    assert batch["input_ids"][0][:2] == [loaded.pad_token_id] * 2  # left padding for generation
+
+
+def test_prompts_and_true_answers():
+    task = ArithmeticTask(ops="+-*", max_digits=2)
+    prompts = task.prompts(300, seed=3)
+    assert prompts == task.prompts(300, seed=3)  # seeded
+    assert {p.rstrip("=").lstrip("0123456789")[0] for p in prompts} == {"+", "-", "*"}
+    assert len({len(p) for p in prompts}) > 2  # operand sizes mix
+    assert true_answer("37+48=") == 85 and true_answer("3-48=") == -45 and true_answer("12*11=") == 132
+    held_out = set(prompts[:50])
+    assert not held_out & set(task.prompts(500, seed=4, exclude=held_out))
+
+
+def test_judge_scores_closeness():
+    assert judge("37+48=", "85") == 1.0
+    assert judge("37+48=", "84") == judge("37+48=", "86") == 0.5
+    assert judge("37+48=", "95") == pytest.approx(1 / 11)
+    assert judge("37+48=", "") == judge("37+48=", "8-5") == judge("37+48=", "+=") == 0.0
+    assert judge("37+48=", "185") > judge("37+48=", "x")  # far, but parsable, beats unparsable
+    assert parse_answer("-12") == -12 and parse_answer("1-2") is None
+
+
+def test_noisy_targets_are_noisy_and_near():
+    task, rng = ArithmeticTask(noise=0.3, noise_scale=10), random.Random(0)
+    prompts = task.prompts(2000, seed=0)
+    errors = [int(task.noisy_target(p, rng)) - true_answer(p) for p in prompts]
+    share = sum(e != 0 for e in errors) / len(errors)
+    assert 0.27 < share < 0.33 and max(abs(e) for e in errors) <= 10
+
+
+def _response_nll(model, tok, prompts, task):
+    rng = random.Random(1)
+    seqs = [(encode_prompt(tok, p), encode_response(tok, task.noisy_target(p, rng))) for p in prompts]
+    batch = collate(seqs, tok.pad_token_id)
+    with torch.no_grad():
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    mask = batch["response_mask"][:, 1:]
+    return torch.nn.functional.cross_entropy(logits[:, :-1][mask], batch["input_ids"][:, 1:][mask]).item()
+
+
+def test_tiny_sft_lowers_the_loss_and_round_trips(micro):
+    cfg = micro()
+    path = sft_policy_path(cfg, progress=False)
+    assert (path / "config.json").exists() and (path / "tokenizer.json").exists()
+    assert sft_policy_path(cfg, progress=False) == path  # cached: same key, same directory
+    model, tok = load_policy(str(path))
+    task = task_from_config(cfg.data)
+    prompts = task.prompts(64, seed=99)
+    untrained = build_tiny_llama(tok, seed=cfg.seed, **cfg.model.arch)
+    before, after = _response_nll(untrained, tok, prompts, task), _response_nll(model, tok, prompts, task)
+    assert after < 0.8 * before
+
+    # save/from_pretrained round trip gives identical logits
+    model.save_pretrained(path.parent / "copy")
+    copy = AutoModelForCausalLM.from_pretrained(path.parent / "copy")
+    ids = tok(prompts[:8], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        assert torch.equal(model(**ids).logits, copy(**ids).logits)
+
+
+def test_changed_sft_knob_gives_a_new_cache_entry(micro):
+    from larpo.sft import sft_key
+
+    a, b = micro(), micro("model.sft.lr=1e-3")
+    assert sft_key(a.data, a.model, a.seed) != sft_key(b.data, b.model, b.seed)
+    assert sft_key(a.data, a.model, a.seed) == sft_key(micro().data, micro().model, 0)
