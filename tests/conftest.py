@@ -29,6 +29,7 @@ MICRO = [
     "iterations=2",
     "progress=false",
     "logger=csv",
+    "trainer.log_every_n_steps=1",
 ]
 
 

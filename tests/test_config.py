@@ -16,8 +16,18 @@ OPTIONS = [(g, f.stem) for g in GROUPS for f in sorted((Path(CONF) / g).glob("*.
 
 
 def test_the_groups_users_expect_exist():
-    expected = {"objective", "negatives", "candidate_list", "model", "reward_model", "data", "generator",
-                "trainer", "logger", "experiment"}
+    expected = {
+        "objective",
+        "negatives",
+        "candidate_list",
+        "model",
+        "reward_model",
+        "data",
+        "generator",
+        "trainer",
+        "logger",
+        "experiment",
+    }
     assert expected <= set(GROUPS)
 
 
@@ -45,7 +55,9 @@ def test_top_level_knobs_reach_the_objective(tmp_path):
 def test_cli_prints_the_composed_config():
     out = subprocess.run(
         [sys.executable, "-m", "larpo", "objective=listmle", "temperature=0.8", "--cfg", "job"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     cfg = OmegaConf.create(out)
     assert cfg.temperature == 0.8 and cfg.objective.name == "listmle"

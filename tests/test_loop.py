@@ -1,0 +1,172 @@
+"""The LarPO loop on the micro configuration: two real iterations, then assertions on what it did."""
+
+import copy
+import json
+import random
+
+import pytest
+import pytorch_lightning as pl
+import torch
+
+from larpo.candidates import read_pool
+from larpo.negatives import foreign_negatives
+from larpo.sequences import collate, response_logps
+from larpo.train import build, fit
+
+
+class Probe(pl.Callback):
+    """Records, at the start of every epoch, the training lists and a copy of the policy (the
+    behaviour policy of the iteration), and counts policy forwards inside training steps."""
+
+    def __init__(self):
+        self.snapshots, self.in_step, self.step_forwards, self.steps = [], False, [], 0
+
+    def setup(self, trainer, pl_module, stage):
+        def hook(module, args, kwargs):
+            if self.in_step:
+                self.step_forwards.append(torch.is_grad_enabled())
+
+        pl_module.policy.register_forward_pre_hook(hook, with_kwargs=True)
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        lists = trainer.datamodule.lists
+        self.snapshots.append((copy.deepcopy(pl_module.policy).eval(), lists))
+
+    def on_train_batch_start(self, *args):
+        self.in_step, self.steps = True, self.steps + 1
+
+    def on_train_batch_end(self, *args):
+        self.in_step = False
+
+
+def pool(run_dir, s):
+    lists, bad = read_pool(run_dir / "pool" / f"iteration_{s}.jsonl")
+    assert bad == []
+    return {lst.prompt: lst for lst in lists}
+
+
+@pytest.fixture(scope="module")
+def memory_all(tmp_path_factory, cache_dir):
+    from conftest import MICRO, compose_cfg
+
+    tmp = tmp_path_factory.mktemp("memory_all")
+    cfg = compose_cfg(
+        [*MICRO, f"model.cache_dir={cache_dir}", "candidate_list.memory=all", "logger=wandb"], tmp
+    )
+    probe = Probe()
+    summary = fit(build(cfg, callbacks=(probe,)))
+    return tmp / "run", summary, probe
+
+
+def test_summary_follows_the_contract(memory_all):
+    run_dir, summary, _ = memory_all
+    on_disk = json.loads((run_dir / "summary.json").read_text())
+    assert on_disk["final"] == summary["final"]
+    assert [h["iteration"] for h in on_disk["history"]] == [0, 1, 2]
+    assert on_disk["history"][0]["win_rate_vs_sft"] == 0.5  # the SFT policy against itself
+    for key in [
+        "win_rate_vs_sft",
+        "gold_reward",
+        "accuracy_greedy",
+        "accuracy_sampled",
+        "pass_at_1",
+        "pass_at_4",
+        "ndcg",
+        "ranking_accuracy",
+    ]:
+        assert 0.0 <= on_disk["final"][key] <= 1.0, key
+    p = [on_disk["final"][f"pass_at_{n}"] for n in range(1, 5)]
+    assert p == sorted(p)  # Recall@N grows with N
+    assert {"generation", "scoring", "reference", "training", "evaluation"} <= set(on_disk["timing"])
+    assert on_disk["config"]["candidate_list"]["memory"] == "all"
+
+
+def test_memory_all_holds_both_iterations_deduplicated(memory_all):
+    run_dir = memory_all[0]
+    first, second = pool(run_dir, 1), pool(run_dir, 2)
+    assert first.keys() == second.keys()
+    both = 0
+    for prompt, lst in second.items():
+        assert len(lst.responses) == len(set(lst.responses))  # deduplicated
+        assert set(first[prompt].responses) <= set(lst.responses)  # iteration 1 kept in memory
+        new = {r for r, s in zip(lst.responses, lst.sampled_in) if s == 2}
+        assert set(lst.responses) == set(first[prompt].responses) | new
+        assert lst.rewards == sorted(lst.rewards, reverse=True)  # ranked best first
+        both += {1, 2} <= set(lst.sampled_in)
+    assert both > 0
+
+
+def test_reference_logps_equal_a_fresh_computation_with_the_behaviour_policy(memory_all):
+    _, summary, probe = memory_all
+    assert len(probe.snapshots) == 2
+    for behaviour, lists in probe.snapshots:
+        seqs = [(it.prompt_ids, r) for it in lists for r in it.response_ids]
+        fresh = response_logps(behaviour, collate(seqs, 0))
+        stored = torch.tensor([lp for it in lists for lp in it.ref_logps])
+        assert torch.allclose(fresh, stored, atol=1e-4)
+    # the two iterations had different behaviour policies: training changed the policy
+    a, b = (dict(m.named_parameters()) for m, _ in probe.snapshots)
+    assert any(not torch.equal(a[n], b[n]) for n in a)
+    # the reference model scored each kept candidate exactly once per iteration
+    assert summary["reference_forwards"] == sum(
+        len(it.response_ids) for _, ls in probe.snapshots for it in ls
+    )
+
+
+def test_no_reference_forward_inside_training_steps(memory_all):
+    probe = memory_all[2]
+    # one policy forward per step (all candidates of all lists at once), always with gradients
+    assert len(probe.step_forwards) == probe.steps > 0
+    assert all(probe.step_forwards)
+
+
+def test_wandb_offline_run_holds_the_metrics(memory_all):
+    run_dir, summary, _ = memory_all
+    runs = list((run_dir / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    # the offline transaction log is protobuf: keys and JSON-encoded values appear verbatim
+    raw = next(runs[0].glob("run-*.wandb")).read_bytes()
+    for key in ["eval/accuracy_sampled", "eval/win_rate_vs_sft", "train/loss", "final/win_rate_vs_sft"]:
+        assert key.encode() in raw, key
+    assert json.dumps(summary["final"]["accuracy_sampled"]).encode() in raw
+    assert list((runs[0] / "files" / "media" / "table").glob("ranked_lists_*.table.json"))
+
+
+def test_iteration_two_trains_on_iteration_two_samples(micro):
+    probe = Probe()
+    summary = fit(build(micro("candidate_list.memory=current"), callbacks=(probe,)))
+    run_dir = __import__("pathlib").Path(summary["config"]["run_dir"])
+    second = pool(run_dir, 2)
+    assert all(set(lst.sampled_in) == {2} for lst in second.values())
+    _, lists = probe.snapshots[1]
+    from larpo.worlds.arithmetic import build_tokenizer
+
+    tok = build_tokenizer()
+    for it in lists:
+        prompt = tok.decode(it.prompt_ids, skip_special_tokens=True)
+        responses = [tok.decode(r, skip_special_tokens=True) for r in it.response_ids]
+        kept = [second[prompt].responses[i] for i in second[prompt].kept]
+        assert responses == kept
+
+
+def test_easy_negatives_never_come_from_the_same_prompt():
+    rng = random.Random(0)
+    prompts = [f"{i}+1=" for i in range(6)]
+    samples = [[str(i % 3), str(i % 2), "7"] for i in range(6)]  # overlapping answers across prompts
+    out = foreign_negatives("easy", prompts, samples, 2, rng, None)
+    for own, picked in zip(samples, out):
+        assert picked and not set(picked) & set(own)
+
+
+def test_easy_and_easiest_runs(micro):
+    for strategy, source in [("easy", "other_prompt"), ("easiest", "unrelated")]:
+        summary = fit(build(micro(f"negatives={strategy}", "objective=pairwise", "iterations=1")))
+        run_dir = __import__("pathlib").Path(summary["config"]["run_dir"])
+        for lst in pool(run_dir, 1).values():
+            own = {r for r, s in zip(lst.responses, lst.sources) if s == "policy"}
+            kept_sources = [lst.sources[i] for i in lst.kept]
+            if lst.kept:
+                assert kept_sources[0] in ("reference", "policy") and source in kept_sources
+            for i in lst.kept:
+                if lst.sources[i] == source:
+                    assert lst.responses[i] not in own
