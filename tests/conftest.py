@@ -24,6 +24,7 @@ MICRO = [
     "data.prompts_per_iteration=24",
     "data.eval_prompts=20",
     "eval.samples=4",
+    "candidate_list.size=4",
     "batch_size=8",
     "epochs_per_iteration=1",
     "iterations=2",

@@ -170,3 +170,32 @@ def test_easy_and_easiest_runs(micro):
             for i in lst.kept:
                 if lst.sources[i] == source:
                     assert lst.responses[i] not in own
+
+
+def test_temperatures_diverse_and_scheduled(micro):
+    r = build(micro("candidate_list.temperatures=[1.0,1.0,0.5,0.5]", "objective=pairwise", "iterations=1"))
+    assert r.loop.sample_temperatures(1) == [1.0, 1.0, 0.5, 0.5]
+    summary = fit(r)
+    run_dir = __import__("pathlib").Path(summary["config"]["run_dir"])
+    temps = {t for lst in pool(run_dir, 1).values() for t in lst.temperatures}
+    assert temps == {0.5, 1.0}  # both temperatures sampled and ranked together
+    scheduled = build(
+        micro("candidate_list.schedule=[1.2,0.8]", "candidate_list.size=3", "objective=pairwise")
+    )
+    assert scheduled.loop.sample_temperatures(1) == [1.2] * 3
+    assert scheduled.loop.sample_temperatures(2) == [0.8] * 3
+    assert scheduled.loop.sample_temperatures(5) == [0.8] * 3  # the last entry holds on
+    hardest = build(micro("negatives=hardest", "objective=pairwise"))
+    assert hardest.loop.sample_temperatures(1) == [0.7] * 4
+
+
+def test_reference_initial_keeps_the_sft_policy(micro):
+    probe = Probe()
+    r = build(micro("reference=initial"), callbacks=(probe,))
+    sft = copy.deepcopy(r.module.policy).eval()
+    fit(r)
+    behaviour, lists = probe.snapshots[1]
+    seqs = [(it.prompt_ids, x) for it in lists for x in it.response_ids]
+    stored = torch.tensor([lp for it in lists for lp in it.ref_logps])
+    assert torch.allclose(response_logps(sft, collate(seqs, 0)), stored, atol=1e-4)
+    assert not torch.allclose(response_logps(behaviour, collate(seqs, 0)), stored, atol=1e-4)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import random
 from pathlib import Path
 
@@ -22,8 +21,6 @@ from tqdm.auto import tqdm
 from transformers import (
     AutoModelForSequenceClassification,
     AutoTokenizer,
-    LlamaConfig,
-    LlamaForSequenceClassification,
 )
 
 from larpo.worlds.arithmetic import ArithmeticTask, build_tokenizer, judge, true_answer
@@ -103,10 +100,11 @@ class _BradleyTerry(pl.LightningModule):
 
 
 def train_learned_reward(
-    task: ArithmeticTask, rm_cfg: DictConfig, seed: int, out_dir: Path, progress: bool = True
+    task: ArithmeticTask, rm_cfg: DictConfig, seed: int, out_dir: Path, init_path: str, progress: bool = True
 ) -> Path:
     """Train a tiny reward model on noisy judge comparisons of plausible answers.
 
+    Like a real reward model it starts from the SFT policy's weights, with a new scalar head.
     Candidates are the true answer and nearby wrong ones (the answers a policy gives); each pair is
     ordered by the judge, then flipped with probability `label_noise`, so the reward model is an
     imperfect reranker, like a real one.
@@ -134,15 +132,7 @@ def train_learned_reward(
         generator=torch.Generator().manual_seed(seed),
     )
     torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        num_labels=1,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        **OmegaConf.to_container(rm_cfg.arch),
-    )
-    model = LlamaForSequenceClassification(config)
+    model = AutoModelForSequenceClassification.from_pretrained(init_path, num_labels=1)
     pl.seed_everything(seed, verbose=False)
     trainer = pl.Trainer(
         max_epochs=rm_cfg.epochs,
@@ -162,10 +152,11 @@ def train_learned_reward(
 
 
 def learned_reward_path(
-    task: ArithmeticTask, rm_cfg: DictConfig, cache_dir: str, seed: int, progress: bool = True
+    task: ArithmeticTask, rm_cfg: DictConfig, cache_dir: str, seed: int, init_path: str, progress: bool = True
 ) -> Path:
+    """Directory of the learned reward model, trained first if not cached (keyed by its config)."""
     key = json.dumps(
-        {"task": task.__dict__, "rm": OmegaConf.to_container(rm_cfg), "seed": seed},
+        {"task": task.__dict__, "rm": OmegaConf.to_container(rm_cfg), "seed": seed, "init": str(init_path)},
         sort_keys=True,
         default=str,
     )
@@ -173,24 +164,18 @@ def learned_reward_path(
     if not (path / "config.json").exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         log.info("reward model: training the learned reward model")
-        train_learned_reward(task, rm_cfg, seed, path, progress)
+        train_learned_reward(task, rm_cfg, seed, path, init_path, progress)
     return path
 
 
-def build_reward_model(cfg: DictConfig, task: ArithmeticTask):
+def build_reward_model(cfg: DictConfig, task: ArithmeticTask, policy_path: str):
     """The reward model named by `cfg.reward_model.name`."""
     name = cfg.reward_model.name
     if name == "judge":
         return JudgeReward(progress=cfg.progress)
     if name == "learned":
-        path = learned_reward_path(task, cfg.reward_model, cfg.model.cache_dir, cfg.seed, cfg.progress)
-        return SequenceClassifierReward(str(path), progress=cfg.progress)
-    if name == "sequence_classifier":
-        return SequenceClassifierReward(
-            cfg.reward_model.path, progress=cfg.progress, trust_remote_code=cfg.reward_model.trust_remote_code
+        path = learned_reward_path(
+            task, cfg.reward_model, cfg.model.cache_dir, cfg.seed, policy_path, cfg.progress
         )
-    raise ValueError(f"unknown reward_model {name!r}")
-
-
-def finite(x: float) -> bool:
-    return x is not None and math.isfinite(x)
+        return SequenceClassifierReward(str(path), progress=cfg.progress)
+    raise ValueError(f"unknown reward_model {name!r}: use judge or learned")

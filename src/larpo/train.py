@@ -110,7 +110,7 @@ def build(cfg: DictConfig, callbacks: tuple = ()) -> Run:
     policy_path = str(sft_policy_path(cfg, progress=cfg.progress))
     timing["sft"] = time.perf_counter() - t
     policy, tokenizer = load_policy(policy_path, trust_remote_code=cfg.model.trust_remote_code)
-    reward_model = build_reward_model(cfg, task)
+    reward_model = build_reward_model(cfg, task, policy_path)
     held_out = eval_prompts(cfg.data)
     train_prompts = task.prompts(cfg.data.prompts_per_iteration, seed=cfg.seed + 101, exclude=set(held_out))
 

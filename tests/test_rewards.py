@@ -1,0 +1,39 @@
+"""Reward models: the judge wrapper and the learned sequence-classifier reward model."""
+
+import math
+
+import pytest
+
+from larpo.candidates import read_pool
+from larpo.rewards import JudgeReward, SequenceClassifierReward
+from larpo.train import build, fit
+from larpo.worlds.arithmetic import judge
+
+
+def test_judge_reward_scores_lists():
+    scores = JudgeReward(progress=False).score(["2+2=", "10+5="], [["4", "5", ""], ["15"]])
+    assert scores == [[1.0, 0.5, 0.0], [1.0]]
+
+
+def test_learned_reward_model_is_what_training_ranks_with(micro):
+    r = build(micro("reward_model=learned", "reward_model.pairs=512", "iterations=1"))
+    rm = r.loop.reward_model
+    assert isinstance(rm, SequenceClassifierReward)
+    assert rm.model.config.num_labels == 1 and rm.model.config.architectures[0].endswith(
+        "SequenceClassification"
+    )
+    summary = fit(r)
+    lists, _ = read_pool(
+        __import__("pathlib").Path(summary["config"]["run_dir"]) / "pool" / "iteration_1.jsonl"
+    )
+    fresh = rm.score([lst.prompt for lst in lists], [lst.responses for lst in lists])
+    differs_from_judge = 0
+    for lst, scores in zip(lists, fresh):
+        assert all(math.isfinite(w) for w in lst.rewards)
+        assert lst.rewards == pytest.approx(scores, abs=1e-5)  # the pool holds the RM's scores
+        differs_from_judge += any(
+            abs(w - judge(lst.prompt, x)) > 1e-3 for w, x in zip(lst.rewards, lst.responses)
+        )
+    assert differs_from_judge == len(lists)  # not the judge in disguise
+    # evaluation still uses the gold judge: the SFT policy against itself is exactly a tie
+    assert summary["history"][0]["win_rate_vs_sft"] == 0.5
