@@ -14,6 +14,7 @@ import logging
 import random
 import time
 from collections import Counter, defaultdict
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -99,18 +100,15 @@ class LarpoLoop(pl.Callback):
 
     # --- phases ----------------------------------------------------------------------------------
 
+    @contextmanager
     def _timed(self, phase: str, iteration: int):
-        loop = self
-
-        class _Timer:
-            def __enter__(self):
-                log.info("[iteration %d/%d] %s", iteration, loop.iterations, phase)
-                self.start = time.perf_counter()
-
-            def __exit__(self, *exc):
-                loop.timing[phase] += time.perf_counter() - self.start
-
-        return _Timer()
+        """Log the phase and add its wall time to `timing[phase]`."""
+        log.info("[iteration %d/%d] %s", iteration, self.iterations, phase)
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timing[phase] += time.perf_counter() - start
 
     def sample_temperatures(self, iteration: int) -> list[float]:
         """The temperature of each of the k samples of this iteration."""

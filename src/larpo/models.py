@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+from pathlib import Path
+
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
@@ -51,3 +55,22 @@ def load_policy(path: str, trust_remote_code: bool = False, dtype: str | None = 
 
 def n_parameters(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def save_atomic(out_dir: Path, *objects) -> Path:
+    """`save_pretrained` every object into a temp directory, then rename it to out_dir.
+
+    A half-written checkpoint never looks like a finished one; when two runs (a parallel sweep)
+    build the same cached checkpoint, the first rename wins and the other copy is dropped.
+    """
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir.with_name(f"{out_dir.name}.tmp-{os.getpid()}")
+    for obj in objects:
+        obj.save_pretrained(tmp)
+    try:
+        tmp.rename(out_dir)
+    except OSError:
+        if not (out_dir / "config.json").exists():
+            raise
+        shutil.rmtree(tmp)
+    return out_dir

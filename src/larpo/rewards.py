@@ -23,6 +23,7 @@ from transformers import (
     AutoTokenizer,
 )
 
+from larpo.models import save_atomic
 from larpo.worlds.arithmetic import ArithmeticTask, build_tokenizer, judge, true_answer
 
 log = logging.getLogger(__name__)
@@ -144,11 +145,7 @@ def train_learned_reward(
         enable_model_summary=False,
     )
     trainer.fit(_BradleyTerry(model, rm_cfg.lr), loader)
-    tmp = out_dir.with_name(out_dir.name + ".tmp")
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    tmp.rename(out_dir)
-    return out_dir
+    return save_atomic(out_dir, model, tokenizer)
 
 
 def learned_reward_path(
@@ -162,7 +159,6 @@ def learned_reward_path(
     )
     path = Path(cache_dir).expanduser() / f"rm-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
     if not (path / "config.json").exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
         log.info("reward model: training the learned reward model")
         train_learned_reward(task, rm_cfg, seed, path, init_path, progress)
     return path

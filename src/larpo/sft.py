@@ -18,7 +18,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
-from larpo.models import build_tiny_llama, load_policy, n_parameters
+from larpo.models import build_tiny_llama, load_policy, n_parameters, save_atomic
 from larpo.sequences import collate, encode_prompt, encode_response
 from larpo.worlds.arithmetic import ArithmeticTask, build_tokenizer
 
@@ -107,12 +107,7 @@ def train_sft(
         enable_model_summary=False,
     )
     trainer.fit(SFTModule(model, sft.lr, sft.warmup, sft.steps), loader)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir.with_name(out_dir.name + ".tmp")
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    tmp.rename(out_dir)  # a half-written checkpoint never looks like a cached one
-    return out_dir
+    return save_atomic(out_dir, model, tokenizer)
 
 
 def sft_policy_path(cfg: DictConfig, progress: bool = True) -> Path:
@@ -123,11 +118,6 @@ def sft_policy_path(cfg: DictConfig, progress: bool = True) -> Path:
     if (cache / "config.json").exists():
         log.info("SFT: cached policy at %s", cache)
         return cache
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    if cache.exists():  # a stale partial directory from a killed run
-        import shutil
-
-        shutil.rmtree(cache)
     start = time.perf_counter()
     train_sft(cfg.data, cfg.model, cfg.seed, cache, progress=progress)
     log.info("SFT: trained in %.1f s, saved to %s", time.perf_counter() - start, cache)
