@@ -33,8 +33,8 @@ def test_the_groups_users_expect_exist():
 
 @pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
 def test_every_option_composes(group, option, tmp_path):
-    override = f"{group}={option}"
-    cfg = compose_cfg([override], tmp_path)
+    needs = {"lists": [f"data.path={__file__}"]}.get(option, []) if group == "data" else []
+    cfg = compose_cfg([f"{group}={option}", *needs], tmp_path)
     resolved = OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
     assert resolved[group] if group != "experiment" else resolved["objective"]
     if group == "objective":

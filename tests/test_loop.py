@@ -158,9 +158,11 @@ def test_easy_negatives_never_come_from_the_same_prompt():
         assert picked and not set(picked) & set(own)
 
 
-def test_easy_and_easiest_runs(micro):
+def test_easy_and_easiest_runs(micro, tmp_path):
     for strategy, source in [("easy", "other_prompt"), ("easiest", "unrelated")]:
-        summary = fit(build(micro(f"negatives={strategy}", "objective=pairwise", "iterations=1")))
+        cfg = micro(f"negatives={strategy}", "objective=pairwise", "iterations=1")
+        cfg.run_dir = str(tmp_path / strategy)
+        summary = fit(build(cfg))
         run_dir = __import__("pathlib").Path(summary["config"]["run_dir"])
         for lst in pool(run_dir, 1).values():
             own = {r for r, s in zip(lst.responses, lst.sources) if s == "policy"}

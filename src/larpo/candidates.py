@@ -3,7 +3,7 @@
 Pool file (contract): `<run_dir>/pool/iteration_<s>.jsonl`, one line per prompt:
     {"prompt", "responses", "rewards", "iteration", "temperatures"}
 plus `"sampled_in"` (the iteration each response was sampled in), `"sources"` (policy, reference,
-other_prompt or unrelated), `"kept"` (indices of the
+other_prompt or unrelated), `"ref_logps"` (reference log-probs of the kept ones), `"kept"` (indices of the
 candidates that went to training) and `"reference"` where the task has a gold answer.
 """
 
@@ -30,7 +30,8 @@ class CandidateList:
     sources: list[str]  # policy | reference | other_prompt | unrelated
     iteration: int = 0
     reference: str | None = None
-    kept: list[int] = field(default_factory=list)
+    kept: list[int] = field(default_factory=list)  # indices that went to training (none if dropped)
+    ref_logps: list[float] | None = None  # reference log-probs of the kept candidates
 
     def __len__(self) -> int:
         return len(self.responses)
@@ -92,22 +93,24 @@ def merge_memory(history: list[dict[str, CandidateList]], memory: str) -> dict[s
     if memory not in spans:
         raise ValueError(f"candidate_list.memory={memory!r}: use current, previous or all")
     window = history[-spans[memory] :][::-1]
-    merged = {}
-    for prompt, lst in window[0].items():
-        parts = [it[prompt] for it in window if prompt in it]
-        merged[prompt] = dedupe(
-            CandidateList(
-                prompt,
-                [r for p in parts for r in p.responses],
-                [w for p in parts for w in p.rewards],
-                [t for p in parts for t in p.temperatures],
-                [s for p in parts for s in p.sampled_in],
-                [s for p in parts for s in p.sources],
-                lst.iteration,
-                lst.reference,
-            )
+    return {prompt: concat([it[prompt] for it in window if prompt in it]) for prompt in window[0]}
+
+
+def concat(parts: list[CandidateList]) -> CandidateList:
+    """One de-duplicated list of the same prompt's candidates from several lists, in order."""
+    first = parts[0]
+    return dedupe(
+        CandidateList(
+            first.prompt,
+            [r for p in parts for r in p.responses],
+            [w for p in parts for w in p.rewards],
+            [t for p in parts for t in p.temperatures],
+            [s for p in parts for s in p.sampled_in],
+            [s for p in parts for s in p.sources],
+            first.iteration,
+            first.reference,
         )
-    return merged
+    )
 
 
 def write_pool(path: Path, lists: list[CandidateList]) -> None:
@@ -117,8 +120,9 @@ def write_pool(path: Path, lists: list[CandidateList]) -> None:
     with open(tmp, "w") as f:
         for lst in lists:
             row = asdict(lst)
-            if row["reference"] is None:
-                del row["reference"]
+            for key in ("reference", "ref_logps"):
+                if row[key] is None:
+                    del row[key]
             f.write(json.dumps(row) + "\n")
         f.flush()
         os.fsync(f.fileno())
@@ -150,7 +154,8 @@ def read_pool(path: Path) -> tuple[list[CandidateList], list[int]]:
                         sources=[str(s) for s in row.get("sources") or ["policy"] * k],
                         iteration=int(row.get("iteration", 0)),
                         reference=row.get("reference"),
-                        kept=list(row.get("kept", [])),
+                        kept=[int(i) for i in row.get("kept", [])],
+                        ref_logps=row.get("ref_logps"),
                     )
                 )
             except (ValueError, KeyError, TypeError) as err:

@@ -9,8 +9,10 @@ datamodule gets the new lists. Lightning then reloads the dataloader and trains 
 
 from __future__ import annotations
 
+import copy
 import gc
 import logging
+import os
 import random
 import time
 from collections import Counter, defaultdict
@@ -20,7 +22,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 
 from larpo import negatives as neg
-from larpo.candidates import CandidateList, all_tied, clean, merge_memory, rank, write_pool
+from larpo.candidates import CandidateList, all_tied, clean, concat, merge_memory, rank, read_pool, write_pool
 from larpo.data import ListDataModule, TrainingList
 from larpo.evaluation import Evaluator, candidate_logps
 from larpo.models import load_policy
@@ -56,6 +58,8 @@ class LarpoLoop(pl.Callback):
         seed: int,
         reference_answer=None,
         unrelated_response=None,
+        given: list[CandidateList] | None = None,
+        checkpoint_dir: Path | None = None,
         table_rows: int = 8,
     ):
         super().__init__()
@@ -67,7 +71,9 @@ class LarpoLoop(pl.Callback):
         self.positives, self.negatives, self.reference = positives, negatives, reference
         self.initial_policy_path, self.seed = initial_policy_path, seed
         self.reference_answer, self.unrelated_response = reference_answer, unrelated_response
-        self.table_rows = table_rows
+        self.given, self.table_rows = given, table_rows
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
+        self._dropped: dict = {}
         self.history: list[dict[str, CandidateList]] = []  # per iteration, prompt -> scored list
         self.metrics: list[dict] = []
         self.timing: dict[str, float] = defaultdict(float)
@@ -78,8 +84,59 @@ class LarpoLoop(pl.Callback):
     # --- Lightning hooks -------------------------------------------------------------------------
 
     def on_fit_start(self, trainer, pl_module):
+        if self.iteration > 0:  # state restored from a checkpoint: rebuild from the pool files
+            self._restore()
+            return
         self._evaluate(trainer, pl_module, iteration=0)
         self._prepare(trainer, pl_module, iteration=1)
+
+    def state_dict(self) -> dict:
+        """Plain data only (a checkpoint loads with weights_only=True); pools live in their files."""
+        return {
+            "iteration": self.iteration,
+            "metrics": self.metrics,
+            "timing": dict(self.timing),
+            "reference_forwards": self.reference_forwards,
+            "dropped": self._dropped,
+            "data_version": self.datamodule.version,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.iteration, self.metrics = state["iteration"], state["metrics"]
+        self.timing = defaultdict(float, state["timing"])
+        self.reference_forwards, self._dropped = state["reference_forwards"], state["dropped"]
+        self._data_version = state["data_version"]
+
+    def _restore(self) -> None:
+        """Rebuild the memory and the current iteration's training lists from the pool files."""
+        log.info("[iteration %d/%d] resuming from %s", self.iteration, self.iterations, self.run_dir)
+        self.history = []
+        for s in range(1, self.iteration + 1):
+            lists, _ = read_pool(self.pool_path(s))
+            sampled = [lst.subset([i for i, it in enumerate(lst.sampled_in) if it == s]) for lst in lists]
+            self.history.append({lst.prompt: lst for lst in sampled})
+        lists, _ = read_pool(self.pool_path(self.iteration))
+        items = []
+        for lst in lists:
+            if lst.kept:
+                item = self._tokenised([lst.subset(lst.kept)])[0]
+                item.ref_logps = lst.ref_logps
+                items.append(item)
+        self.datamodule.set_lists(items)
+        self.datamodule.version = self._data_version
+
+    def _checkpoint(self, trainer) -> None:
+        """Save the trainer state (policy, optimizer, loops, this callback) atomically."""
+        if self.checkpoint_dir is None:
+            return
+        path = self.checkpoint_dir / "last.ckpt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".ckpt.tmp")
+        trainer.save_checkpoint(tmp)
+        os.replace(tmp, path)
+
+    def pool_path(self, iteration: int) -> Path:
+        return self.run_dir / "pool" / f"iteration_{iteration}.jsonl"
 
     def on_train_epoch_start(self, trainer, pl_module):
         self._epoch_start = time.perf_counter()
@@ -92,11 +149,11 @@ class LarpoLoop(pl.Callback):
 
     def on_train_epoch_end(self, trainer, pl_module):
         self.timing["training"] += time.perf_counter() - self._epoch_start
-        if (trainer.current_epoch + 1) % self.epochs:
-            return
-        self._evaluate(trainer, pl_module, iteration=self.iteration)
-        if self.iteration < self.iterations:
-            self._prepare(trainer, pl_module, iteration=self.iteration + 1)
+        if (trainer.current_epoch + 1) % self.epochs == 0:
+            self._evaluate(trainer, pl_module, iteration=self.iteration)
+            if self.iteration < self.iterations:
+                self._prepare(trainer, pl_module, iteration=self.iteration + 1)
+        self._checkpoint(trainer)
 
     # --- phases ----------------------------------------------------------------------------------
 
@@ -138,10 +195,9 @@ class LarpoLoop(pl.Callback):
                 sample_temps[i] += [t] * count
         return samples, sample_temps
 
-    def _prepare(self, trainer, pl_module, iteration: int) -> None:
-        self.iteration = iteration
-        policy = pl_module.policy
-        counts: Counter = Counter()
+    def _sampled_lists(self, policy, iteration: int) -> dict[str, CandidateList]:
+        """This iteration's candidates: the policy's samples (plus the reference answer and foreign
+        negatives where the negatives strategy asks for them), scored by the reward model."""
         rng = random.Random(self.seed * 7919 + iteration)
         with self._timed("generation", iteration):
             samples, temps = self._generate(policy, iteration)
@@ -165,17 +221,34 @@ class LarpoLoop(pl.Callback):
             )
         with self._timed("scoring", iteration):
             self._score(list(current.values()))
+        return current
+
+    def _given_lists(self, iteration: int) -> dict[str, CandidateList]:
+        """Offline training (`data=lists`): the given ranked lists, as read from the file."""
+        by_prompt: dict[str, list[CandidateList]] = defaultdict(list)
+        for lst in self.given:  # a prompt given twice becomes one list with both
+            lst = copy.copy(lst)
+            lst.iteration, lst.sampled_in = iteration, [iteration] * len(lst)
+            by_prompt[lst.prompt].append(lst)
+        return {p: concat(parts) for p, parts in by_prompt.items()}
+
+    def _prepare(self, trainer, pl_module, iteration: int) -> None:
+        self.iteration = iteration
+        policy = pl_module.policy
+        counts: Counter = Counter()
+        current = (
+            self._given_lists(iteration) if self.given is not None else self._sampled_lists(policy, iteration)
+        )
         self.history.append(current)
         merged = merge_memory(self.history, self.memory)
-        if self.reward_model.list_relative and self.memory != "current":
+        if self.reward_model is not None and self.reward_model.list_relative and self.memory != "current":
             with self._timed("scoring", iteration):  # list-relative scores change with the list
                 self._score(list(merged.values()))
 
-        pool, kept = [], []
+        pool, kept, kept_in_pool = [], [], []
         for lst in merged.values():
             lst = rank(clean(lst, counts))
             idx = neg.select(lst, self.strategy, self.positives, self.negatives)
-            lst.kept = idx
             pool.append(lst)
             chosen = lst.subset(idx)
             if len(chosen) < 2:
@@ -183,7 +256,9 @@ class LarpoLoop(pl.Callback):
             elif all_tied(chosen):
                 counts["all_tied"] += 1
             else:
+                lst.kept = idx
                 kept.append(chosen)
+                kept_in_pool.append(lst)
         if not kept:
             raise RuntimeError(
                 f"iteration {iteration}: every list was dropped ({dict(counts)}); nothing to train "
@@ -192,7 +267,9 @@ class LarpoLoop(pl.Callback):
 
         with self._timed("reference", iteration):
             items = self._training_lists(kept, policy)
-        write_pool(self.run_dir / "pool" / f"iteration_{iteration}.jsonl", pool)
+        for lst, item in zip(kept_in_pool, items, strict=True):
+            lst.ref_logps = item.ref_logps  # in the pool, so a resumed run needs no recomputation
+        write_pool(self.pool_path(iteration), pool)
         self.datamodule.set_lists(items)
         self._dropped = dict(counts)
         log.info(
@@ -209,9 +286,8 @@ class LarpoLoop(pl.Callback):
         for lst, s in zip(lists, scores, strict=True):
             lst.rewards = [float(x) for x in s]
 
-    def _training_lists(self, kept: list[CandidateList], policy) -> list[TrainingList]:
-        """Tokenise once and compute the reference log-probs of every kept candidate, once."""
-        items = [
+    def _tokenised(self, kept: list[CandidateList]) -> list[TrainingList]:
+        return [
             TrainingList(
                 encode_prompt(self.tokenizer, lst.prompt),
                 [encode_response(self.tokenizer, r) for r in lst.responses],
@@ -219,6 +295,10 @@ class LarpoLoop(pl.Callback):
             )
             for lst in kept
         ]
+
+    def _training_lists(self, kept: list[CandidateList], policy) -> list[TrainingList]:
+        """Tokenise once and compute the reference log-probs of every kept candidate, once."""
+        items = self._tokenised(kept)
         if self.reference == "none":
             return items
         if self.reference == "initial":
@@ -244,7 +324,7 @@ class LarpoLoop(pl.Callback):
             metrics = self.evaluator(pl_module.policy, self.tokenizer)
         row = {"iteration": iteration, **metrics}
         if iteration > 0:
-            row["dropped"] = getattr(self, "_dropped", {})
+            row["dropped"] = self._dropped
         self.metrics.append(row)
         log.info(
             "[iteration %d/%d] evaluation: win_rate_vs_sft %.3f, accuracy_sampled %.3f, "

@@ -24,7 +24,7 @@ from transformers import (
 )
 
 from larpo.models import save_atomic
-from larpo.worlds.arithmetic import ArithmeticTask, build_tokenizer, judge, true_answer
+from larpo.worlds.arithmetic import ArithmeticTask, build_tokenizer, judge, true_answer, unrelated_response
 
 log = logging.getLogger(__name__)
 
@@ -106,9 +106,10 @@ def train_learned_reward(
     """Train a tiny reward model on noisy judge comparisons of plausible answers.
 
     Like a real reward model it starts from the SFT policy's weights, with a new scalar head.
-    Candidates are the true answer and nearby wrong ones (the answers a policy gives); each pair is
-    ordered by the judge, then flipped with probability `label_noise`, so the reward model is an
-    imperfect reranker, like a real one.
+    Pairs are the exact answer against a near miss (`truth_share` of them), two near misses, or a
+    near miss against a malformed answer: the answers a policy gives. Each pair is ordered by the
+    judge, then flipped with probability `label_noise`, so the reward model is an imperfect
+    reranker, like a real one.
     """
     rng = random.Random(seed)
     tokenizer = build_tokenizer()
@@ -116,11 +117,15 @@ def train_learned_reward(
     pairs = []
     for prompt in task.prompts(rm_cfg.pairs, seed=seed + 7):
         truth = true_answer(prompt)
-        a, b = rng.sample([truth + d for d in range(-task.noise_scale, task.noise_scale + 1)], 2)
-        better, worse = (a, b) if judge(prompt, str(a)) >= judge(prompt, str(b)) else (b, a)
+        near = [str(truth + d) for d in range(-task.noise_scale, task.noise_scale + 1) if d]
+        if rng.random() < rm_cfg.truth_share:  # the exact answer against a near miss
+            a, b = str(truth), rng.choice(near)
+        else:  # two near misses, or a near miss against a malformed answer
+            a, b = rng.sample(near, 2) if rng.random() < 0.8 else (rng.choice(near), unrelated_response(rng))
+        better, worse = (a, b) if judge(prompt, a) >= judge(prompt, b) else (b, a)
         if rng.random() < rm_cfg.label_noise:
             better, worse = worse, better
-        pairs.append((prompt + str(better), prompt + str(worse)))
+        pairs.append((prompt + better, prompt + worse))
 
     def collate(batch):
         return tokenizer([t for pair in batch for t in pair], padding=True, return_tensors="pt")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -15,6 +16,7 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 
 from larpo import objectives
+from larpo.candidates import read_pool
 from larpo.data import ListDataModule
 from larpo.evaluation import Evaluator
 from larpo.generation import HFGenerator
@@ -60,6 +62,10 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"candidate_list.memory={cl.memory}: use current, previous or all")
     if cl.memory == "previous" and cfg.iterations == 1:
         warnings.warn("candidate_list.memory=previous with iterations=1 is the same as current", stacklevel=2)
+    if cfg.data.name == "lists" and not cfg.data.path:
+        raise ConfigError("data=lists needs a file of ranked lists: add data.path=FILE.jsonl")
+    if cfg.data.get("path") and not Path(cfg.data.path).expanduser().is_file():
+        raise ConfigError(f"data.path={cfg.data.path} does not exist: give the path of an existing file")
     if cfg.reference not in ("behavior", "initial", "none"):
         raise ConfigError(f"reference={cfg.reference}: use behavior, initial or none")
     if cfg.reference == "none" and obj.name not in objectives.REFERENCE_FREE:
@@ -75,7 +81,11 @@ def make_logger(cfg: DictConfig, run_dir: Path):
         return pl.loggers.CSVLogger(save_dir=str(run_dir), name="csv")
     os.environ.setdefault("WANDB_MODE", cfg.logger.mode)
     os.environ.setdefault("WANDB_SILENT", "true")
+    # the run id follows from the run directory, so a resumed run continues the same W&B run
+    run_id = hashlib.sha1(str(run_dir.resolve()).encode()).hexdigest()[:12]
     return pl.loggers.WandbLogger(
+        id=run_id,
+        resume="allow",
         project=cfg.logger.project,
         group=cfg.logger.group,
         save_dir=str(run_dir),
@@ -95,6 +105,7 @@ class Run:
     loop: LarpoLoop
     logger: object
     timing: dict = field(default_factory=dict)
+    data_report: dict = field(default_factory=dict)
 
 
 def build(cfg: DictConfig, callbacks: tuple = ()) -> Run:
@@ -110,9 +121,24 @@ def build(cfg: DictConfig, callbacks: tuple = ()) -> Run:
     policy_path = str(sft_policy_path(cfg, progress=cfg.progress))
     timing["sft"] = time.perf_counter() - t
     policy, tokenizer = load_policy(policy_path, trust_remote_code=cfg.model.trust_remote_code)
-    reward_model = build_reward_model(cfg, task, policy_path)
     held_out = eval_prompts(cfg.data)
-    train_prompts = task.prompts(cfg.data.prompts_per_iteration, seed=cfg.seed + 101, exclude=set(held_out))
+    given, data_report = None, {}
+    if cfg.data.name == "lists":
+        given, bad = read_pool(Path(cfg.data.path).expanduser())
+        data_report = {"lists_read": len(given), "malformed_lines": bad}
+        log.info(
+            "data: %d lists read from %s, %d malformed lines skipped %s",
+            len(given),
+            cfg.data.path,
+            len(bad),
+            bad[:20],
+        )
+        train_prompts, reward_model = sorted({lst.prompt for lst in given}), None
+    else:
+        train_prompts = task.prompts(
+            cfg.data.prompts_per_iteration, seed=cfg.seed + 101, exclude=set(held_out)
+        )
+        reward_model = build_reward_model(cfg, task, policy_path)
 
     obj = cfg.objective
     objective = objectives.build(obj.name, sft_weight=obj.sft_weight, **obj.hparams)
@@ -157,6 +183,8 @@ def build(cfg: DictConfig, callbacks: tuple = ()) -> Run:
         seed=cfg.seed,
         reference_answer=reference_answer,
         unrelated_response=arithmetic.unrelated_response,
+        given=given,
+        checkpoint_dir=run_dir / "checkpoints",
     )
     module = LarpoModule(policy, objective, lr=cfg.lr, beta=cfg.beta)
     logger = make_logger(cfg, run_dir)
@@ -172,13 +200,20 @@ def build(cfg: DictConfig, callbacks: tuple = ()) -> Run:
         num_sanity_val_steps=0,
         **cfg.trainer,
     )
-    return Run(cfg, trainer, module, datamodule, loop, logger, timing)
+    return Run(cfg, trainer, module, datamodule, loop, logger, timing, data_report)
 
 
 def fit(r: Run) -> dict:
-    """Fit a built run; write `<run_dir>/summary.json` and return the summary."""
+    """Fit a built run (with `resume` set: from `<run_dir>/checkpoints/last.ckpt` where it exists);
+    write `<run_dir>/summary.json` and return the summary."""
     start = time.perf_counter()
-    r.trainer.fit(r.module, datamodule=r.datamodule)
+    run_dir = Path(r.cfg.run_dir)
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    resume = bool(r.cfg.get("resume")) and ckpt.exists()
+    OmegaConf.save(r.cfg, run_dir / "config.yaml", resolve=True)  # what `resume=` reads back
+    if resume:
+        log.info("resuming from %s", ckpt)
+    r.trainer.fit(r.module, datamodule=r.datamodule, ckpt_path=ckpt if resume else None, weights_only=True)
     timing = dict(r.timing)
     timing.update(r.loop.timing)
     timing["total"] = timing.get("sft", 0.0) + time.perf_counter() - start
@@ -189,8 +224,8 @@ def fit(r: Run) -> dict:
         "final": {k: v for k, v in r.loop.metrics[-1].items() if k not in ("iteration", "dropped")},
         "timing": {k: round(v, 3) for k, v in timing.items()},
         "reference_forwards": r.loop.reference_forwards,
+        "data": r.data_report,
     }
-    run_dir = Path(r.cfg.run_dir)
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     if r.cfg.logger.name == "wandb":
         r.logger.experiment.summary.update({f"final/{k}": v for k, v in summary["final"].items()})
@@ -199,8 +234,21 @@ def fit(r: Run) -> dict:
     return summary
 
 
+def resumed_config(cfg: DictConfig) -> DictConfig:
+    """`resume=<run_dir>`: the config that run was started with (its `config.yaml`)."""
+    run_dir = Path(cfg.resume).expanduser()
+    saved = run_dir / "config.yaml"
+    if not saved.is_file():
+        raise ConfigError(f"resume={cfg.resume}: no config.yaml there; give the directory of a larpo run")
+    old = OmegaConf.load(saved)
+    old.run_dir, old.resume = str(run_dir), str(run_dir)
+    return old
+
+
 def run(cfg: DictConfig) -> dict:
     """Build and fit the LarPO run of `cfg`; returns the summary (also in summary.json)."""
+    if cfg.get("resume"):
+        cfg = resumed_config(cfg)
     return fit(build(cfg))
 
 
