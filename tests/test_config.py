@@ -10,6 +10,7 @@ from omegaconf import OmegaConf
 
 from larpo import objectives
 from larpo.train import validate
+from larpo.worlds.arithmetic import build_tokenizer
 
 GROUPS = sorted(p.name for p in Path(CONF).iterdir() if p.is_dir() and p.name != "hydra")
 OPTIONS = [(g, f.stem) for g in GROUPS for f in sorted((Path(CONF) / g).glob("*.yaml"))]
@@ -33,7 +34,12 @@ def test_the_groups_users_expect_exist():
 
 @pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
 def test_every_option_composes(group, option, tmp_path):
-    needs = {"lists": [f"data.path={__file__}"]}.get(option, []) if group == "data" else []
+    needs = []
+    if (group, option) == ("data", "lists"):
+        needs = [f"data.path={__file__}"]
+    if (group, option) == ("reward_model", "sequence_classifier"):
+        build_tokenizer().save_pretrained(tmp_path / "rm")
+        needs = [f"reward_model.path={tmp_path / 'rm'}"]
     cfg = compose_cfg([f"{group}={option}", *needs], tmp_path)
     resolved = OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
     assert resolved[group] if group != "experiment" else resolved["objective"]

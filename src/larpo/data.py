@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Sampler
 
 from larpo.sequences import collate
 
@@ -47,19 +48,36 @@ def collate_lists(items: list[TrainingList], pad_id: int) -> dict[str, torch.Ten
     return batch
 
 
+class EpochShuffle(Sampler):
+    """A permutation drawn from (seed, epoch). The epoch is read when iteration begins (at the
+    first batch), when the trainer's epoch counter is right also in a resumed run."""
+
+    def __init__(self, n: int, seed: int, epoch: Callable[[], int]):
+        self.n, self.seed, self.epoch = n, seed, epoch
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self) -> Iterator[int]:
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch())
+        yield from torch.randperm(self.n, generator=g).tolist()
+
+
 class ListDataModule(pl.LightningDataModule):
     """Holds the current iteration's lists; the loop callback replaces them every iteration and
-    Lightning reloads the dataloader (`reload_dataloaders_every_n_epochs`)."""
+    Lightning reloads the dataloader (`reload_dataloaders_every_n_epochs=1`).
+
+    The shuffle order is a function of the seed and the epoch, so a run resumed at any epoch sees
+    the same batches as an uninterrupted one.
+    """
 
     def __init__(self, batch_size: int, pad_id: int, seed: int):
         super().__init__()
         self.batch_size, self.pad_id, self.seed = batch_size, pad_id, seed
         self.lists: list[TrainingList] = []
-        self.version = 0
 
     def set_lists(self, lists: list[TrainingList]) -> None:
         self.lists = lists
-        self.version += 1
 
     def train_dataloader(self) -> DataLoader:
         if not self.lists:
@@ -67,7 +85,6 @@ class ListDataModule(pl.LightningDataModule):
         return DataLoader(
             self.lists,
             batch_size=self.batch_size,
-            shuffle=True,
+            sampler=EpochShuffle(len(self.lists), self.seed, lambda: self.trainer.current_epoch),
             collate_fn=lambda items: collate_lists(items, self.pad_id),
-            generator=torch.Generator().manual_seed(self.seed + self.version),
         )

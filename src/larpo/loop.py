@@ -98,18 +98,20 @@ class LarpoLoop(pl.Callback):
             "timing": dict(self.timing),
             "reference_forwards": self.reference_forwards,
             "dropped": self._dropped,
-            "data_version": self.datamodule.version,
         }
 
     def load_state_dict(self, state: dict) -> None:
         self.iteration, self.metrics = state["iteration"], state["metrics"]
         self.timing = defaultdict(float, state["timing"])
         self.reference_forwards, self._dropped = state["reference_forwards"], state["dropped"]
-        self._data_version = state["data_version"]
 
     def _restore(self) -> None:
-        """Rebuild the memory and the current iteration's training lists from the pool files."""
+        """Rebuild the evaluation baseline, the memory and the current iteration's training lists."""
         log.info("[iteration %d/%d] resuming from %s", self.iteration, self.iterations, self.run_dir)
+        if self.evaluator is not None:  # the SFT policy's answers are the win-rate opponents
+            sft, _ = load_policy(self.initial_policy_path)
+            self.evaluator(sft, self.tokenizer)
+            del sft
         self.history = []
         for s in range(1, self.iteration + 1):
             lists, _ = read_pool(self.pool_path(s))
@@ -123,7 +125,6 @@ class LarpoLoop(pl.Callback):
                 item.ref_logps = lst.ref_logps
                 items.append(item)
         self.datamodule.set_lists(items)
-        self.datamodule.version = self._data_version
 
     def _checkpoint(self, trainer) -> None:
         """Save the trainer state (policy, optimizer, loops, this callback) atomically."""

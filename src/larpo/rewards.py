@@ -88,7 +88,7 @@ class _BradleyTerry(pl.LightningModule):
 
     def __init__(self, model, lr: float):
         super().__init__()
-        self.model, self.lr = model, lr
+        self.model, self.lr = model.train(), lr
 
     def training_step(self, batch, _):
         r = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, 0]
@@ -179,4 +179,9 @@ def build_reward_model(cfg: DictConfig, task: ArithmeticTask, policy_path: str):
             task, cfg.reward_model, cfg.model.cache_dir, cfg.seed, policy_path, cfg.progress
         )
         return SequenceClassifierReward(str(path), progress=cfg.progress)
-    raise ValueError(f"unknown reward_model {name!r}: use judge or learned")
+    if name == "sequence_classifier":
+        rm = cfg.reward_model
+        return SequenceClassifierReward(
+            rm.path, batch_size=rm.batch_size, progress=cfg.progress, trust_remote_code=rm.trust_remote_code
+        )
+    raise ValueError(f"unknown reward_model {name!r}: use judge, learned or sequence_classifier")

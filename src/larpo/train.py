@@ -14,6 +14,7 @@ from pathlib import Path
 import hydra
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
+from transformers import AutoTokenizer
 
 from larpo import objectives
 from larpo.candidates import read_pool
@@ -66,6 +67,8 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError("data=lists needs a file of ranked lists: add data.path=FILE.jsonl")
     if cfg.data.get("path") and not Path(cfg.data.path).expanduser().is_file():
         raise ConfigError(f"data.path={cfg.data.path} does not exist: give the path of an existing file")
+    if cfg.reward_model.name == "sequence_classifier":
+        check_reward_tokenizer(cfg.reward_model)
     if cfg.reference not in ("behavior", "initial", "none"):
         raise ConfigError(f"reference={cfg.reference}: use behavior, initial or none")
     if cfg.reference == "none" and obj.name not in objectives.REFERENCE_FREE:
@@ -74,6 +77,19 @@ def validate(cfg: DictConfig) -> None:
             f"or a reference-free objective ({', '.join(sorted(objectives.REFERENCE_FREE))})"
         )
     objectives.build(obj.name, sft_weight=obj.sft_weight, **obj.hparams)  # unknown hparams fail here
+
+
+def check_reward_tokenizer(rm: DictConfig) -> None:
+    """Load the reward model's tokenizer now (it is small) so a bad path fails before any training."""
+    if not rm.path:
+        raise ConfigError("reward_model=sequence_classifier needs reward_model.path=DIR_OR_HUB_ID")
+    try:
+        AutoTokenizer.from_pretrained(rm.path, trust_remote_code=rm.trust_remote_code)
+    except (OSError, ValueError) as err:
+        raise ConfigError(
+            f"reward_model.path={rm.path}: its tokenizer cannot be loaded ({type(err).__name__}); give a "
+            "directory or hub id that holds the reward model and its tokenizer"
+        ) from None
 
 
 def make_logger(cfg: DictConfig, run_dir: Path):
@@ -190,7 +206,7 @@ def build(cfg: DictConfig, callbacks: tuple = ()) -> Run:
     logger = make_logger(cfg, run_dir)
     trainer = pl.Trainer(
         max_epochs=cfg.iterations * cfg.epochs_per_iteration,
-        reload_dataloaders_every_n_epochs=cfg.epochs_per_iteration,
+        reload_dataloaders_every_n_epochs=1,  # new lists each iteration, a seeded shuffle each epoch
         callbacks=[loop, *callbacks],
         logger=logger,
         enable_checkpointing=False,

@@ -1,0 +1,232 @@
+"""Reliability: resume after SIGKILL, config errors through the real CLI, bad data, determinism, safety."""
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import MICRO
+
+from larpo.candidates import read_pool
+from larpo.train import build, fit
+
+ENV = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
+
+
+def larpo(*args, timeout=300):
+    return subprocess.run(
+        [sys.executable, "-m", "larpo", *args], capture_output=True, text=True, env=ENV, timeout=timeout
+    )
+
+
+def micro_args(cache_dir, *extra):
+    return [*MICRO, f"model.cache_dir={cache_dir}", *extra]
+
+
+# --- resume ---------------------------------------------------------------------------------------
+
+
+def test_a_killed_run_resumes_where_it_stopped_and_ends_the_same(tmp_path, cache_dir):
+    args = micro_args(cache_dir, "iterations=3", "epochs_per_iteration=2", "data.prompts_per_iteration=160")
+    whole = larpo(*args, f"hydra.run.dir={tmp_path / 'whole'}")
+    assert whole.returncode == 0, whole.stderr[-2000:]
+
+    killed_dir = tmp_path / "killed"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "larpo", *args, f"hydra.run.dir={killed_dir}"],
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 300
+    while not (killed_dir / "pool" / "iteration_2.jsonl").exists():  # iteration 2 has begun
+        assert proc.poll() is None and time.time() < deadline
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (killed_dir / "summary.json").exists()  # it really died mid-run
+    assert not (killed_dir / "pool" / "iteration_3.jsonl").exists()
+
+    resumed = larpo(f"resume={killed_dir}")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    a = json.loads((tmp_path / "whole" / "summary.json").read_text())
+    b = json.loads((killed_dir / "summary.json").read_text())
+    assert [h["iteration"] for h in b["history"]] == [0, 1, 2, 3]  # no iteration lost or repeated
+    for key, value in a["final"].items():  # stated tolerance: 1e-6
+        assert b["final"][key] == pytest.approx(value, abs=1e-6), key
+    for s in (1, 2, 3):  # the candidate pools are the same, earlier ones intact
+        assert (killed_dir / "pool" / f"iteration_{s}.jsonl").read_text() == (
+            tmp_path / "whole" / "pool" / f"iteration_{s}.jsonl"
+        ).read_text()
+
+
+# --- config validation through the CLI --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            ["objective=listmle", "candidate_list.size=3"],
+            "candidate_list.size=3 is too small for objective=listmle with 2 positives + 2 negatives: "
+            "use candidate_list.size>=4",
+        ),
+        (["temperature=0"], "temperature must be > 0"),
+        (["iterations=0"], "iterations=0: use iterations >= 1"),
+        (
+            ["reward_model=sequence_classifier", "reward_model.path=/nonexistent/reward-model"],
+            "reward_model.path=/nonexistent/reward-model: its tokenizer cannot be loaded",
+        ),
+        (
+            ["data=lists", "data.path=/nonexistent/lists.jsonl"],
+            "data.path=/nonexistent/lists.jsonl does not exist",
+        ),
+        (
+            ["objective=listmle", "reference=none"],
+            "objective=listmle needs a reference model but reference=none: use reference=behavior",
+        ),
+    ],
+)
+def test_bad_configs_fail_early_with_the_fix(overrides, message, tmp_path):
+    start = time.time()
+    out = larpo(*overrides, f"hydra.run.dir={tmp_path}", "model.cache_dir=/nonexistent/cache")
+    assert out.returncode != 0
+    assert message in out.stderr
+    assert not Path("/nonexistent/cache").exists()  # failed before building anything
+    assert time.time() - start < 60
+
+
+def test_memory_previous_with_one_iteration_only_warns(tmp_path, cache_dir):
+    out = larpo(
+        *micro_args(cache_dir, "candidate_list.memory=previous", "iterations=1"), f"hydra.run.dir={tmp_path}"
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "candidate_list.memory=previous with iterations=1 is the same as current" in out.stderr
+    assert (tmp_path / "summary.json").exists()
+
+
+# --- bad data ---------------------------------------------------------------------------------------
+
+
+def write_lines(path, rows):
+    path.write_text("\n".join(r if isinstance(r, str) else json.dumps(r) for r in rows) + "\n")
+
+
+def good(prompt, responses, rewards):
+    return {
+        "prompt": prompt,
+        "responses": responses,
+        "rewards": rewards,
+        "iteration": 0,
+        "temperatures": [1.0] * len(responses),
+    }
+
+
+def test_pool_reader_skips_malformed_lines_and_names_them(tmp_path):
+    path = tmp_path / "lists.jsonl"
+    write_lines(
+        path,
+        [
+            good("1+1=", ["2", "3"], [1.0, 0.5]),
+            "",
+            "{not json",
+            good("2+2=", ["4"], [1.0]),
+            {"prompt": "3+3="},
+            {"prompt": "4+4=", "responses": ["8", "9"], "rewards": [1.0]},
+        ],
+    )
+    lists, bad = read_pool(path)
+    assert [lst.prompt for lst in lists] == ["1+1=", "2+2="]
+    assert bad == [3, 5, 6]  # line numbers; the blank line 2 is not an error
+
+
+def test_bad_lists_are_dropped_counted_and_never_become_nan(micro, tmp_path):
+    path = tmp_path / "lists.jsonl"
+    rows = [
+        good(f"{a}+{a}=", [str(2 * a), str(2 * a + 1), str(2 * a + 3)], [1.0, 0.5, 0.25])
+        for a in range(10, 30)
+    ]
+    rows += [
+        "this line is not JSON",
+        "",
+        good("5+5=", ["10", "", "12"], [1.0, 0.5, 0.3]),  # an empty response
+        good("6+6=", ["12", "13", "14"], [1.0, float("nan"), float("inf")]),  # non-finite rewards
+        good("7+7=", ["14", "15"], [0.5, 0.5]),  # all tied
+    ]
+    write_lines(path, rows)
+    cfg = micro("data=lists", f"data.path={path}", "iterations=1", "objective=lambdarank")
+    r = build(cfg)
+    summary = fit(r)
+    assert summary["data"]["malformed_lines"] == [21]
+    dropped = summary["history"][1]["dropped"]
+    assert dropped["empty_response"] == 1 and dropped["nonfinite_reward"] == 2
+    assert dropped["all_tied"] == 1 and dropped["too_few_candidates"] == 1  # 6+6= kept one candidate
+    assert len(r.datamodule.lists) == 21  # 20 good lists + 5+5= with its 2 non-empty responses
+    losses = [float(v) for k, v in r.trainer.logged_metrics.items() if "loss" in k]
+    assert losses and all(math.isfinite(x) for x in losses)
+
+
+def test_a_run_with_every_list_dropped_stops_with_a_clear_error(micro, tmp_path):
+    path = tmp_path / "tied.jsonl"
+    write_lines(path, [good(f"{a}+1=", ["1", "2"], [0.3, 0.3]) for a in range(5)])
+    with pytest.raises(RuntimeError, match="every list was dropped"):
+        fit(build(micro("data=lists", f"data.path={path}", "iterations=1", "objective=pairwise")))
+
+
+# --- determinism ------------------------------------------------------------------------------------
+
+
+def test_same_seed_same_pools_and_metrics(micro, tmp_path):
+    summaries = []
+    for name in ("a", "b"):
+        cfg = micro()
+        cfg.run_dir = str(tmp_path / name)
+        summaries.append(fit(build(cfg)))
+    assert summaries[0]["history"] == summaries[1]["history"]
+    for s in (1, 2):
+        assert (tmp_path / "a" / "pool" / f"iteration_{s}.jsonl").read_bytes() == (
+            tmp_path / "b" / "pool" / f"iteration_{s}.jsonl"
+        ).read_bytes()
+
+
+# --- safety -----------------------------------------------------------------------------------------
+
+
+class Exploit:
+    """Unpickling this runs code: it creates a marker file."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
+def test_checkpoints_hold_plain_data_and_loading_never_runs_code(micro, tmp_path):
+    summary = fit(build(micro("iterations=1")))
+    run_dir = Path(summary["config"]["run_dir"])
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    state = torch.load(ckpt, weights_only=True)  # no pickled code needed to read it
+    assert any(k.startswith("policy.") for k in state["state_dict"])
+
+    marker = tmp_path / "pwned"
+    torch.save({"evil": Exploit(marker)}, ckpt)  # someone swaps in a malicious checkpoint
+    out = larpo(f"resume={run_dir}")
+    assert out.returncode != 0
+    assert not marker.exists()
+
+
+def test_remote_code_is_off_by_default(tmp_path):
+    from conftest import compose_cfg
+
+    cfg = compose_cfg([], tmp_path)
+    assert cfg.model.trust_remote_code is False
+    for option in Path(__file__).resolve().parents[1].joinpath("conf", "reward_model").glob("*.yaml"):
+        text = option.read_text()
+        assert "trust_remote_code: true" not in text.lower()
