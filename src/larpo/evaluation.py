@@ -50,23 +50,33 @@ def ranking_accuracy(scores: list[float], gains: list[float]) -> tuple[int, int]
 
 
 @torch.no_grad()
-def candidate_logps(
-    model, tokenizer, prompts: list[str], candidates: list[list[str]], batch_size: int = 1024
-) -> list[list[float]]:
-    """Summed log-probs of every candidate under `model`, in the lists' layout."""
+def sequence_logps(
+    model, seqs: list[tuple[list[int], list[int]]], pad_id: int, batch_size: int = 1024
+) -> list[float]:
+    """Summed response log-probs of pre-tokenised (prompt ids, response ids) pairs, no gradients.
+    Sequences are sorted by length so each batch carries little padding."""
     was_training = model.training
     model.eval()
+    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i][0]) + len(seqs[i][1]))
+    out = [0.0] * len(seqs)
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        batch = collate([seqs[i] for i in idx], pad_id)
+        batch = {k: v.to(model.device) for k, v in batch.items()}
+        for i, lp in zip(idx, response_logps(model, batch).tolist(), strict=True):
+            out[i] = lp
+    model.train(was_training)
+    return out
+
+
+def candidate_logps(model, tokenizer, prompts: list[str], candidates: list[list[str]]) -> list[list[float]]:
+    """Summed log-probs of every candidate under `model`, in the lists' layout."""
     seqs = [
         (encode_prompt(tokenizer, p), encode_response(tokenizer, r))
         for p, rs in zip(prompts, candidates, strict=True)
         for r in rs
     ]
-    flat: list[float] = []
-    for start in range(0, len(seqs), batch_size):
-        batch = collate(seqs[start : start + batch_size], tokenizer.pad_token_id)
-        batch = {k: v.to(model.device) for k, v in batch.items()}
-        flat += response_logps(model, batch).tolist()
-    model.train(was_training)
+    flat = sequence_logps(model, seqs, tokenizer.pad_token_id)
     out, i = [], 0
     for rs in candidates:
         out.append(flat[i : i + len(rs)])

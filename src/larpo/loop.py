@@ -24,7 +24,7 @@ import pytorch_lightning as pl
 from larpo import negatives as neg
 from larpo.candidates import CandidateList, all_tied, clean, concat, merge_memory, rank, read_pool, write_pool
 from larpo.data import ListDataModule, TrainingList
-from larpo.evaluation import Evaluator, candidate_logps
+from larpo.evaluation import Evaluator, sequence_logps
 from larpo.models import load_policy
 from larpo.sequences import encode_prompt, encode_response
 
@@ -307,12 +307,13 @@ class LarpoLoop(pl.Callback):
             ref_model.to(policy.device)
         else:  # behavior: the current policy is this iteration's behaviour policy and reference
             ref_model = policy
-        logps = candidate_logps(
-            ref_model, self.tokenizer, [lst.prompt for lst in kept], [lst.responses for lst in kept]
-        )
-        self.reference_forwards += sum(len(lst) for lst in kept)
-        for it, lp in zip(items, logps, strict=True):
-            it.ref_logps = lp
+        seqs = [(it.prompt_ids, r) for it in items for r in it.response_ids]
+        flat = sequence_logps(ref_model, seqs, self.tokenizer.pad_token_id)  # one forward per candidate
+        self.reference_forwards += len(seqs)
+        start = 0
+        for it in items:
+            it.ref_logps = flat[start : start + len(it.response_ids)]
+            start += len(it.response_ids)
         if ref_model is not policy:
             del ref_model
             gc.collect()

@@ -1,0 +1,211 @@
+"""Pairwise (DPO) training phase: larpo against a bare PyTorch loop and TRL's DPOTrainer.
+
+Same model (the embedded world's 0.86M-parameter Llama, random init), same pairs (an arithmetic
+prompt, its true answer, a near miss), batch 64, one epoch, CPU, lr 1e-4, beta 0.1. Each contender's
+time covers tokenisation, reference log-probs (computed once, up front) and training; process start
+and model loading are excluded. Median of --repeats runs, contenders interleaved.
+
+    python benchmarks/train_pairwise.py --pairs 8192 --repeats 3
+    python benchmarks/train_pairwise.py --listwise   # also: listmle on lists of 4, per candidate
+
+TRL is optional (`pip install trl`); without it the TRL row is skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import random
+import statistics
+import tempfile
+import time
+import warnings
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+
+from larpo import objectives
+from larpo.data import ListDataModule, TrainingList
+from larpo.evaluation import sequence_logps
+from larpo.models import build_tiny_llama, load_policy
+from larpo.module import LarpoModule
+from larpo.sequences import encode_prompt, encode_response
+from larpo.worlds.arithmetic import ArithmeticTask, build_tokenizer, true_answer
+
+BATCH, LR, BETA = 64, 1e-4, 0.1
+
+
+def make_lists(n: int, m: int, seed: int = 0) -> tuple[list[str], list[list[str]]]:
+    """n prompts, each with m distinct answers best first: the true one, then near misses."""
+    rng = random.Random(seed)
+    prompts = ArithmeticTask().prompts(n, seed=seed)
+    lists = []
+    for p in prompts:
+        t = true_answer(p)
+        misses = sorted(rng.sample(range(1, 11), m - 1))
+        lists.append([str(t)] + [str(t + d * rng.choice((-1, 1))) for d in misses])
+    return prompts, lists
+
+
+def bare_pytorch(path: str, prompts, lists) -> float:
+    """The floor: tokenise, reference log-probs once, then forward, DPO loss, backward, step."""
+    model, tok = load_policy(path)
+    start = time.perf_counter()
+    seqs = [
+        [tok(p)["input_ids"] + tok(r, add_special_tokens=False)["input_ids"] + [tok.eos_token_id] for r in rs]
+        for p, rs in zip(prompts, lists)
+    ]
+    prompt_len = [len(tok(p)["input_ids"]) for p in prompts]
+
+    def logps(rows: list[list[int]], plen: list[int]) -> torch.Tensor:
+        width = max(map(len, rows))
+        ids = torch.full((len(rows), width), tok.pad_token_id)
+        mask = torch.zeros(len(rows), width, dtype=torch.long)
+        resp = torch.zeros(len(rows), width, dtype=torch.bool)
+        for i, (r, pl_) in enumerate(zip(rows, plen)):
+            ids[i, : len(r)], mask[i, : len(r)], resp[i, pl_ : len(r)] = torch.tensor(r), 1, True
+        logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+        tgt = ids[:, 1:]
+        lp = logits.gather(2, tgt.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, -1)
+        return (lp * resp[:, 1:]).sum(-1)
+
+    flat = [s for row in seqs for s in row]
+    flat_plen = [pl_ for pl_, row in zip(prompt_len, seqs) for _ in row]
+    with torch.no_grad():
+        ref = torch.cat(
+            [logps(flat[i : i + 1024], flat_plen[i : i + 1024]) for i in range(0, len(flat), 1024)]
+        )
+    ref = ref.view(len(seqs), -1)
+    opt = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=0.0)
+    order = torch.randperm(len(seqs), generator=torch.Generator().manual_seed(0)).tolist()
+    model.train()
+    for b in range(0, len(order), BATCH):
+        idx = order[b : b + BATCH]
+        lp = logps([s for i in idx for s in seqs[i]], [prompt_len[i] for i in idx for _ in seqs[i]])
+        g = BETA * (lp.view(len(idx), -1) - ref[idx])
+        loss = -F.logsigmoid(g[:, 0] - g[:, -1]).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return time.perf_counter() - start
+
+
+def larpo_phase(path: str, prompts, lists, objective: str = "pairwise") -> float:
+    """What the loop does after ranking: tokenise once, reference log-probs once, Lightning fit."""
+    model, tok = load_policy(path)
+    start = time.perf_counter()
+    items = [
+        TrainingList(
+            encode_prompt(tok, p), [encode_response(tok, r) for r in rs], [float(-j) for j in range(len(rs))]
+        )
+        for p, rs in zip(prompts, lists)
+    ]
+    flat = sequence_logps(
+        model, [(it.prompt_ids, r) for it in items for r in it.response_ids], tok.pad_token_id
+    )
+    for i, it in enumerate(items):
+        k = len(it.response_ids)
+        it.ref_logps = flat[i * k : (i + 1) * k]
+    data = ListDataModule(BATCH, tok.pad_token_id, seed=0)
+    data.set_lists(items)
+    module = LarpoModule(model, objectives.build(objective, beta=BETA), lr=LR, beta=BETA)
+    trainer = pl.Trainer(
+        max_epochs=1,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        log_every_n_steps=10,
+    )
+    trainer.fit(module, datamodule=data)
+    return time.perf_counter() - start
+
+
+def trl_dpo(path: str, prompts, lists) -> float | None:
+    """TRL's DPOTrainer with precomputed reference log-probs; its dataset tokenisation is timed."""
+    try:
+        from datasets import Dataset
+        from trl import DPOConfig, DPOTrainer
+    except ImportError:
+        return None
+    model, tok = load_policy(path)
+    tok.padding_side = "right"
+    ds = Dataset.from_dict(
+        {"prompt": prompts, "chosen": [r[0] for r in lists], "rejected": [r[-1] for r in lists]}
+    )
+    with tempfile.TemporaryDirectory() as out:
+        args = DPOConfig(
+            output_dir=out,
+            per_device_train_batch_size=BATCH,
+            num_train_epochs=1,
+            learning_rate=LR,
+            beta=BETA,
+            report_to=[],
+            save_strategy="no",
+            logging_steps=10,
+            use_cpu=True,
+            precompute_ref_log_probs=True,
+            precompute_ref_batch_size=1024,
+            disable_tqdm=True,
+            max_length=64,
+            lr_scheduler_type="constant",
+            warmup_steps=0,
+            weight_decay=0.0,
+            dataloader_num_workers=0,
+            seed=0,
+        )
+        start = time.perf_counter()
+        trainer = DPOTrainer(model=model, args=args, train_dataset=ds, processing_class=tok)
+        trainer.train()
+        return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=8192)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--listwise", action="store_true", help="also time listmle on lists of 4")
+    args = parser.parse_args()
+    logging.disable(logging.WARNING)
+    warnings.filterwarnings("ignore")
+    torch.manual_seed(0)
+
+    with tempfile.TemporaryDirectory() as d:
+        tok = build_tokenizer()
+        build_tiny_llama(tok, 128, 4, 4, 384, 32, seed=0).save_pretrained(d)
+        tok.save_pretrained(d)
+        prompts, pairs = make_lists(args.pairs, 2)
+        runs = {
+            "bare PyTorch": lambda: bare_pytorch(d, prompts, pairs),
+            "larpo pairwise": lambda: larpo_phase(d, prompts, pairs),
+            "TRL DPOTrainer": lambda: trl_dpo(d, prompts, pairs),
+        }
+        if args.listwise:
+            lp, lists4 = make_lists(args.pairs // 2, 4)  # the same number of candidates as the pairs
+            runs["larpo listmle (lists of 4)"] = lambda: larpo_phase(d, lp, lists4, "listmle")
+            runs["larpo lambdarank (lists of 4)"] = lambda: larpo_phase(d, lp, lists4, "lambdarank")
+        times: dict[str, list[float]] = {k: [] for k in runs}
+        for _ in range(args.repeats):
+            for name, fn in runs.items():
+                t = fn()
+                if t is not None:
+                    times[name].append(t)
+    base = statistics.median(times["bare PyTorch"])
+    print(
+        f"{args.pairs} pairs, batch {BATCH}, 1 epoch, {torch.get_num_threads()} threads, "
+        f"median of {args.repeats}"
+    )
+    print(f"{'contender':32s} {'seconds':>8s} {'vs bare':>8s}")
+    for name, ts in times.items():
+        if ts:
+            print(f"{name:32s} {statistics.median(ts):8.2f} {statistics.median(ts) / base:8.2f}x")
+        else:
+            print(f"{name:32s} {'skipped (not installed)':>18s}")
+
+
+if __name__ == "__main__":
+    main()
