@@ -102,6 +102,20 @@ def test_bad_configs_fail_early_with_the_fix(overrides, message, tmp_path):
     assert time.time() - start < 60
 
 
+def test_a_new_run_gets_a_new_directory_under_outputs(tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-m", "larpo", "iterations=0"],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert "iterations=0: use iterations >= 1" in out.stderr
+    runs = list((tmp_path / "outputs").glob("*/*"))
+    assert len(runs) == 1 and (runs[0] / ".hydra" / "config.yaml").exists()
+
+
 def test_memory_previous_with_one_iteration_only_warns(tmp_path, cache_dir):
     out = larpo(
         *micro_args(cache_dir, "candidate_list.memory=previous", "iterations=1"), f"hydra.run.dir={tmp_path}"

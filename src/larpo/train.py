@@ -31,6 +31,8 @@ from larpo.worlds import arithmetic
 
 CONFIG_PATH = str(Path(__file__).resolve().parents[2] / "conf")
 log = logging.getLogger("larpo")
+# hydra.run.dir: a resumed run continues in its own directory, a new run gets a new one
+OmegaConf.register_new_resolver("larpo.run_dir", lambda resume, new: resume or new, replace=True)
 
 
 class ConfigError(ValueError):
