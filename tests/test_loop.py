@@ -79,6 +79,10 @@ def test_summary_follows_the_contract(memory_all):
     assert p == sorted(p)  # Recall@N grows with N
     assert {"generation", "scoring", "reference", "training", "evaluation"} <= set(on_disk["timing"])
     assert on_disk["config"]["candidate_list"]["memory"] == "all"
+    assert (
+        on_disk["throughput"]["generation_tokens_per_s"] > 0
+        and on_disk["throughput"]["training_tokens_per_s"] > 0
+    )
 
 
 def test_memory_all_holds_both_iterations_deduplicated(memory_all):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import torch
 from tqdm.auto import tqdm
@@ -22,6 +23,7 @@ class HFGenerator:
         self.batch_size = batch_size
         self.max_new_tokens = max_new_tokens
         self.progress = progress
+        self.tokens, self.seconds = 0, 0.0  # generated tokens (EOS in, padding out) and time, all calls
 
     @torch.no_grad()
     def __call__(
@@ -36,6 +38,7 @@ class HFGenerator:
     ) -> list[list[str]]:
         if not prompts:
             return []
+        start = time.perf_counter()
         was_training = model.training
         model.eval()
         torch.manual_seed(seed)
@@ -61,6 +64,9 @@ class HFGenerator:
                 pad_token_id=tokenizer.pad_token_id,
                 eos_token_id=tokenizer.eos_token_id,
             )
-            outputs += tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
+            new = out[:, width:]
+            self.tokens += int((new != tokenizer.pad_token_id).sum())
+            outputs += tokenizer.batch_decode(new, skip_special_tokens=True)
         model.train(was_training)
+        self.seconds += time.perf_counter() - start
         return [outputs[i * k : (i + 1) * k] for i in range(len(prompts))]

@@ -20,6 +20,7 @@ class LarpoModule(pl.LightningModule):
         super().__init__()
         self.policy, self.objective = policy.train(), objective
         self.lr, self.beta, self.weight_decay = lr, beta, weight_decay
+        self.tokens = torch.zeros((), dtype=torch.long)  # real tokens trained on, for tokens/s
 
     def list_logps(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Summed response log-probs, scattered into the [B, m] list layout (0 in padding)."""
@@ -28,6 +29,7 @@ class LarpoModule(pl.LightningModule):
         return out.view_as(batch["mask"].float())
 
     def training_step(self, batch, batch_idx):
+        self.tokens += batch["attention_mask"].sum().cpu()
         logps = self.list_logps(batch)
         mask, ref = batch["mask"], batch["ref_logps"]
         loss = self.objective(logps, ref, mask, batch["lengths"], batch["rewards"])

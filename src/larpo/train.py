@@ -236,11 +236,17 @@ def fit(r: Run) -> dict:
     timing.update(r.loop.timing)
     timing["total"] = timing.get("sft", 0.0) + time.perf_counter() - start
     timing["other"] = timing["total"] - sum(v for k, v in timing.items() if k != "total")
+    gen = r.loop.generator
+    throughput = {  # generation counts every generate call (sampling and evaluation)
+        "generation_tokens_per_s": gen.tokens / max(gen.seconds, 1e-9),
+        "training_tokens_per_s": int(r.module.tokens) / max(timing.get("training", 0.0), 1e-9),
+    }
     summary = {
         "config": OmegaConf.to_container(r.cfg, resolve=True),
         "history": r.loop.metrics,
         "final": {k: v for k, v in r.loop.metrics[-1].items() if k not in ("iteration", "dropped")},
         "timing": {k: round(v, 3) for k, v in timing.items()},
+        "throughput": {k: round(v, 1) for k, v in throughput.items()},
         "reference_forwards": r.loop.reference_forwards,
         "data": r.data_report,
     }
@@ -248,6 +254,7 @@ def fit(r: Run) -> dict:
     if r.cfg.logger.name == "wandb":
         r.logger.experiment.summary.update({f"final/{k}": v for k, v in summary["final"].items()})
         r.logger.experiment.finish()
+    log.info("seconds per phase: %s", ", ".join(f"{k} {v:.1f}" for k, v in timing.items()))
     log.info("run finished in %.0f s: %s", timing["total"], run_dir / "summary.json")
     return summary
 
