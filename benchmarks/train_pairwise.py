@@ -91,6 +91,9 @@ def bare_pytorch(path: str, prompts, lists) -> float:
     return time.perf_counter() - start
 
 
+FIT_SECONDS: dict[str, list[float]] = {}  # training steps only (the Lightning fit), per objective
+
+
 def larpo_phase(path: str, prompts, lists, objective: str = "pairwise") -> float:
     """What the loop does after ranking: tokenise once, reference log-probs once, Lightning fit."""
     model, tok = load_policy(path)
@@ -121,7 +124,9 @@ def larpo_phase(path: str, prompts, lists, objective: str = "pairwise") -> float
         num_sanity_val_steps=0,
         log_every_n_steps=10,
     )
+    fit_start = time.perf_counter()
     trainer.fit(module, datamodule=data)
+    FIT_SECONDS.setdefault(objective, []).append(time.perf_counter() - fit_start)
     return time.perf_counter() - start
 
 
@@ -205,6 +210,11 @@ def main() -> None:
             print(f"{name:32s} {statistics.median(ts):8.2f} {statistics.median(ts) / base:8.2f}x")
         else:
             print(f"{name:32s} {'skipped (not installed)':>18s}")
+    if args.listwise:  # same candidate count in every row, so seconds compare per candidate
+        pair = statistics.median(FIT_SECONDS["pairwise"])
+        print("training steps only (Lightning fit), per candidate, against pairwise:")
+        for objective, ts in FIT_SECONDS.items():
+            print(f"  {objective:12s} {statistics.median(ts):8.2f} s {statistics.median(ts) / pair:8.2f}x")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ class HFGenerator:
         self.batch_size = batch_size
         self.max_new_tokens = max_new_tokens
         self.progress = progress
-        self.tokens, self.seconds = 0, 0.0  # generated tokens (EOS in, padding out) and time, all calls
+        self.tokens, self.seconds = 0, 0.0  # generated tokens (up to EOS) and time, over all calls
 
     @torch.no_grad()
     def __call__(
@@ -38,7 +38,7 @@ class HFGenerator:
     ) -> list[list[str]]:
         if not prompts:
             return []
-        start = time.perf_counter()
+        began = time.perf_counter()
         was_training = model.training
         model.eval()
         torch.manual_seed(seed)
@@ -65,8 +65,10 @@ class HFGenerator:
                 eos_token_id=tokenizer.eos_token_id,
             )
             new = out[:, width:]
-            self.tokens += int((new != tokenizer.pad_token_id).sum())
+            is_eos = new == tokenizer.eos_token_id
+            after_eos = (is_eos.cumsum(1) - is_eos.long()) > 0  # HF pads these once a row has ended
+            self.tokens += int((~after_eos).sum())
             outputs += tokenizer.batch_decode(new, skip_special_tokens=True)
         model.train(was_training)
-        self.seconds += time.perf_counter() - start
+        self.seconds += time.perf_counter() - began
         return [outputs[i * k : (i + 1) * k] for i in range(len(prompts))]

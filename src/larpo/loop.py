@@ -133,7 +133,7 @@ class LarpoLoop(pl.Callback):
         path = self.checkpoint_dir / "last.ckpt"
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".ckpt.tmp")
-        trainer.save_checkpoint(tmp)
+        trainer.save_checkpoint(tmp, weights_only=False)  # the full state: optimizer and loops too
         os.replace(tmp, path)
 
     def pool_path(self, iteration: int) -> Path:

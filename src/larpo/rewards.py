@@ -24,6 +24,7 @@ from transformers import (
 )
 
 from larpo.models import save_atomic
+from larpo.sft import stage_trainer
 from larpo.worlds.arithmetic import ArithmeticTask, build_tokenizer, judge, true_answer, unrelated_response
 
 log = logging.getLogger(__name__)
@@ -140,15 +141,7 @@ def train_learned_reward(
     torch.manual_seed(seed)
     model = AutoModelForSequenceClassification.from_pretrained(init_path, num_labels=1)
     pl.seed_everything(seed, verbose=False)
-    trainer = pl.Trainer(
-        max_epochs=rm_cfg.epochs,
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=progress,
-        enable_model_summary=False,
-    )
+    trainer = stage_trainer(progress, max_epochs=rm_cfg.epochs)
     trainer.fit(_BradleyTerry(model, rm_cfg.lr), loader)
     return save_atomic(out_dir, model, tokenizer)
 

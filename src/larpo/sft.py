@@ -52,6 +52,19 @@ class SFTModule(pl.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
+def stage_trainer(progress: bool, **limits) -> pl.Trainer:
+    """A Lightning trainer for a preparatory stage (SFT, reward model): CPU, no logger or checkpoints."""
+    return pl.Trainer(
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        **limits,
+    )
+
+
 def task_from_config(data_cfg: DictConfig) -> ArithmeticTask:
     return ArithmeticTask(**OmegaConf.to_container(data_cfg.task, resolve=True))
 
@@ -97,15 +110,7 @@ def train_sft(
     model = build_tiny_llama(tokenizer, seed=seed, **model_cfg.arch)
     log.info("SFT: training a %.2fM-parameter policy for %d steps", n_parameters(model) / 1e6, sft.steps)
     pl.seed_everything(seed, verbose=False)
-    trainer = pl.Trainer(
-        max_steps=sft.steps,
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=progress,
-        enable_model_summary=False,
-    )
+    trainer = stage_trainer(progress, max_steps=sft.steps)
     trainer.fit(SFTModule(model, sft.lr, sft.warmup, sft.steps), loader)
     return save_atomic(out_dir, model, tokenizer)
 

@@ -255,6 +255,7 @@ def fit(r: Run) -> dict:
         r.logger.experiment.summary.update({f"final/{k}": v for k, v in summary["final"].items()})
         r.logger.experiment.finish()
     log.info("seconds per phase: %s", ", ".join(f"{k} {v:.1f}" for k, v in timing.items()))
+    log.info("tokens per second: %s", ", ".join(f"{k} {v:.0f}" for k, v in throughput.items()))
     log.info("run finished in %.0f s: %s", timing["total"], run_dir / "summary.json")
     return summary
 
