@@ -74,3 +74,17 @@ def save_atomic(out_dir: Path, *objects) -> Path:
             raise
         shutil.rmtree(tmp)
     return out_dir
+
+
+def prepare_for_training(model, gradient_checkpointing: bool = False, lora: dict | None = None):
+    """Memory levers for large policies: gradient checkpointing (recompute activations in the
+    backward pass) and LoRA adapters (train low-rank updates only, through `peft`)."""
+    if gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    if lora:
+        try:
+            from peft import LoraConfig, get_peft_model
+        except ImportError:
+            raise ImportError("model.lora needs the peft package: pip install peft") from None
+        model = get_peft_model(model, LoraConfig(**lora))
+    return model

@@ -22,7 +22,7 @@ from larpo.data import ListDataModule
 from larpo.evaluation import Evaluator
 from larpo.generation import HFGenerator
 from larpo.loop import LarpoLoop
-from larpo.models import load_policy
+from larpo.models import load_policy, prepare_for_training
 from larpo.module import LarpoModule
 from larpo.negatives import STRATEGIES
 from larpo.rewards import build_reward_model
@@ -139,6 +139,8 @@ def build(cfg: DictConfig, callbacks: tuple = ()) -> Run:
     policy_path = str(sft_policy_path(cfg, progress=cfg.progress))
     timing["sft"] = time.perf_counter() - t
     policy, tokenizer = load_policy(policy_path, trust_remote_code=cfg.model.trust_remote_code)
+    lora = OmegaConf.to_container(cfg.model.lora, resolve=True) if cfg.model.get("lora") else None
+    policy = prepare_for_training(policy, cfg.model.get("gradient_checkpointing", False), lora)
     held_out = eval_prompts(cfg.data)
     given, data_report = None, {}
     if cfg.data.name == "lists":
