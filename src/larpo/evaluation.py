@@ -100,25 +100,33 @@ class Evaluator:
         self.baseline_rewards: list[list[float]] | None = None
         self.judged_lists: list[list[str]] = []
 
-    def _samples(self, model, tokenizer) -> tuple[list[str], list[list[str]]]:
+    def _sampled(self, model, tokenizer) -> list[list[str]]:
+        return self.generator(
+            model, tokenizer, self.prompts, self.k, self.temperature, self.seed, desc="eval sample"
+        )
+
+    def set_baseline(self, model, tokenizer, sampled: list[list[str]] | None = None) -> None:
+        """Make `model` (the SFT policy) the opponent of the win rate and the source of the judged
+        lists. Sampling is seeded, so a resumed run rebuilds the same baseline."""
+        sampled = sampled if sampled is not None else self._sampled(model, tokenizer)
+        self.baseline_rewards = [
+            [self.judge(p, r) for r in rs] for p, rs in zip(self.prompts, sampled, strict=True)
+        ]
+        self.judged_lists = []
+        for p, rs in zip(self.prompts, sampled, strict=True):
+            ref = self.reference(p)
+            self.judged_lists.append(list(dict.fromkeys(([ref] if ref else []) + rs)))
+
+    def __call__(self, model, tokenizer) -> dict[str, float]:
+        """Metrics of `model`; the first model evaluated becomes the baseline if none is set."""
         greedy = [
             r[0]
             for r in self.generator(model, tokenizer, self.prompts, 1, 0.0, self.seed, desc="eval greedy")
         ]
-        sampled = self.generator(
-            model, tokenizer, self.prompts, self.k, self.temperature, self.seed, desc="eval sample"
-        )
-        return greedy, sampled
-
-    def __call__(self, model, tokenizer) -> dict[str, float]:
-        greedy, sampled = self._samples(model, tokenizer)
+        sampled = self._sampled(model, tokenizer)
+        if self.baseline_rewards is None:
+            self.set_baseline(model, tokenizer, sampled)
         rewards = [[self.judge(p, r) for r in rs] for p, rs in zip(self.prompts, sampled, strict=True)]
-        if self.baseline_rewards is None:  # this is the SFT policy: it becomes the baseline
-            self.baseline_rewards = rewards
-            self.judged_lists = []
-            for p, rs in zip(self.prompts, sampled, strict=True):
-                ref = self.reference(p)
-                self.judged_lists.append(list(dict.fromkeys(([ref] if ref else []) + rs)))
         correct = [[x == 1.0 for x in rs] for rs in rewards]
         n = len(self.prompts)
         out = {

@@ -110,7 +110,7 @@ class LarpoLoop(pl.Callback):
         log.info("[iteration %d/%d] resuming from %s", self.iteration, self.iterations, self.run_dir)
         if self.evaluator is not None:  # the SFT policy's answers are the win-rate opponents
             sft, _ = load_policy(self.initial_policy_path)
-            self.evaluator(sft, self.tokenizer)
+            self.evaluator.set_baseline(sft, self.tokenizer)
             del sft
         self.history = []
         for s in range(1, self.iteration + 1):

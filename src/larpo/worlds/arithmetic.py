@@ -109,11 +109,6 @@ class ArithmeticTask:
             return str(truth + offset)
         return str(truth)
 
-    def max_response_chars(self) -> int:
-        """Longest answer a response needs (sign and digits), with room for noise."""
-        biggest = (10**self.max_digits - 1) ** (2 if "*" in self.ops else 1) * 2 + self.noise_scale
-        return len(str(biggest)) + 1
-
 
 def unrelated_response(rng: random.Random, length: int = 4) -> str:
     """A response unrelated to the task: symbols with no number in them (the 'easiest' negative)."""
