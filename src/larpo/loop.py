@@ -61,6 +61,7 @@ class LarpoLoop(pl.Callback):
         given: list[CandidateList] | None = None,
         checkpoint_dir: Path | None = None,
         table_rows: int = 8,
+        evaluate_every: bool = True,
     ):
         super().__init__()
         self.prompts, self.tokenizer, self.reward_model = prompts, tokenizer, reward_model
@@ -71,7 +72,7 @@ class LarpoLoop(pl.Callback):
         self.positives, self.negatives, self.reference = positives, negatives, reference
         self.initial_policy_path, self.seed = initial_policy_path, seed
         self.reference_answer, self.unrelated_response = reference_answer, unrelated_response
-        self.given, self.table_rows = given, table_rows
+        self.given, self.table_rows, self.evaluate_every = given, table_rows, evaluate_every
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self._dropped: dict = {}
         self.history: list[dict[str, CandidateList]] = []  # per iteration, prompt -> scored list
@@ -151,7 +152,8 @@ class LarpoLoop(pl.Callback):
     def on_train_epoch_end(self, trainer, pl_module):
         self.timing["training"] += time.perf_counter() - self._epoch_start
         if (trainer.current_epoch + 1) % self.epochs == 0:
-            self._evaluate(trainer, pl_module, iteration=self.iteration)
+            if self.evaluate_every or self.iteration == self.iterations:
+                self._evaluate(trainer, pl_module, iteration=self.iteration)
             if self.iteration < self.iterations:
                 self._prepare(trainer, pl_module, iteration=self.iteration + 1)
         self._checkpoint(trainer)

@@ -44,7 +44,7 @@ def validate(cfg: DictConfig) -> None:
     obj, cl = cfg.objective, cfg.candidate_list
     if cfg.iterations < 1:
         raise ConfigError(f"iterations={cfg.iterations}: use iterations >= 1")
-    temps = [cfg.temperature, *(cl.temperatures or []), *(cl.schedule or [])]
+    temps = [cfg.temperature, cfg.eval.temperature, *(cl.temperatures or []), *(cl.schedule or [])]
     if any(t <= 0 for t in temps):
         raise ConfigError(f"temperature must be > 0 for sampling, got {temps}: use e.g. temperature=1.0")
     if cfg.epochs_per_iteration < 1:
@@ -53,8 +53,10 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"objective={obj.name}: known objectives are {', '.join(objectives.OBJECTIVES)}")
     if cfg.negatives.name not in STRATEGIES:
         raise ConfigError(f"negatives={cfg.negatives.name}: use one of {sorted(STRATEGIES)}")
-    k = len(cl.temperatures) if cl.temperatures else cl.size
-    need = obj.keep.positives + obj.keep.negatives
+    need = obj.keep.positives + (obj.keep.negatives or 1)
+    k = list_size(cfg)
+    if cl.size is not None and cl.size < 2:
+        raise ConfigError(f"candidate_list.size={cl.size}: a list needs >= 2 samples (null: {need})")
     if cfg.negatives.name == "ranked" and k < need:
         raise ConfigError(
             f"candidate_list.size={k} is too small for objective={obj.name} with "
@@ -79,6 +81,23 @@ def validate(cfg: DictConfig) -> None:
             f"or a reference-free objective ({', '.join(sorted(objectives.REFERENCE_FREE))})"
         )
     objectives.build(obj.name, sft_weight=obj.sft_weight, **obj.hparams)  # unknown hparams fail here
+
+
+def list_size(cfg: DictConfig) -> int:
+    """Samples per prompt per iteration: candidate_list.size, the length of its per-sample
+    temperatures, or (size=null) exactly as many as the objective keeps (the paper's Table 3)."""
+    cl, keep = cfg.candidate_list, cfg.objective.keep
+    if cl.temperatures:
+        return len(cl.temperatures)
+    return cl.size if cl.size is not None else keep.positives + (keep.negatives or 1)
+
+
+def schedule(cfg: DictConfig) -> tuple[int, int]:
+    """(iterations, prompts per iteration). `offline=true` samples every iteration's prompts once
+    from the SFT policy and trains one round: the same lists and steps, none of them on-policy."""
+    if cfg.get("offline"):
+        return 1, cfg.data.prompts_per_iteration * cfg.iterations
+    return cfg.iterations, cfg.data.prompts_per_iteration
 
 
 def check_reward_tokenizer(rm: DictConfig) -> None:
@@ -135,6 +154,7 @@ def build(cfg: DictConfig, callbacks: tuple = ()) -> Run:
     timing = {}
 
     task = task_from_config(cfg.data)
+    iterations, n_prompts = schedule(cfg)
     t = time.perf_counter()
     policy_path = str(sft_policy_path(cfg, progress=cfg.progress))
     timing["sft"] = time.perf_counter() - t
@@ -155,9 +175,7 @@ def build(cfg: DictConfig, callbacks: tuple = ()) -> Run:
         )
         train_prompts, reward_model = sorted({lst.prompt for lst in given}), None
     else:
-        train_prompts = task.prompts(
-            cfg.data.prompts_per_iteration, seed=cfg.seed + 101, exclude=set(held_out)
-        )
+        train_prompts = task.prompts(n_prompts, seed=cfg.seed + 101, exclude=set(held_out))
         reward_model = build_reward_model(cfg, task, policy_path)
 
     obj = cfg.objective
@@ -175,7 +193,7 @@ def build(cfg: DictConfig, callbacks: tuple = ()) -> Run:
         reference_answer,
         generator,
         k=cfg.eval.samples,
-        temperature=cfg.temperature,
+        temperature=cfg.eval.temperature,
         seed=cfg.seed + 202,
     )
     cl, negs = cfg.candidate_list, cfg.negatives
@@ -187,9 +205,9 @@ def build(cfg: DictConfig, callbacks: tuple = ()) -> Run:
         datamodule=datamodule,
         evaluator=evaluator,
         run_dir=run_dir,
-        iterations=cfg.iterations,
+        iterations=iterations,
         epochs_per_iteration=cfg.epochs_per_iteration,
-        k=cl.size,
+        k=list_size(cfg),
         temperature=cfg.temperature,
         temperatures=cl.temperatures,
         schedule=cl.schedule,
@@ -197,7 +215,7 @@ def build(cfg: DictConfig, callbacks: tuple = ()) -> Run:
         strategy=negs.name,
         negatives_temperature=negs.get("temperature"),
         positives=obj.keep.positives,
-        negatives=obj.keep.negatives,
+        negatives=obj.keep.negatives or list_size(cfg) - obj.keep.positives,  # null: all the rest
         reference=cfg.reference,
         initial_policy_path=policy_path,
         seed=cfg.seed,
@@ -205,11 +223,12 @@ def build(cfg: DictConfig, callbacks: tuple = ()) -> Run:
         unrelated_response=arithmetic.unrelated_response,
         given=given,
         checkpoint_dir=run_dir / "checkpoints",
+        evaluate_every=cfg.eval.every_iteration,
     )
     module = LarpoModule(policy, objective, lr=cfg.lr, beta=cfg.beta)
     logger = make_logger(cfg, run_dir)
     trainer = pl.Trainer(
-        max_epochs=cfg.iterations * cfg.epochs_per_iteration,
+        max_epochs=iterations * cfg.epochs_per_iteration,
         reload_dataloaders_every_n_epochs=1,  # new lists each iteration, a seeded shuffle each epoch
         callbacks=[loop, *callbacks],
         logger=logger,
