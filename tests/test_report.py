@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import MICRO
+from conftest import MICRO, compose_cfg
 
 from larpo.report import mean_ci
 
@@ -64,10 +64,98 @@ def test_report_of_a_sweep(tmp_path, cache_dir):
     report = subprocess.run([str(command), str(sweep)], capture_output=True, text=True, env=ENV, timeout=120)
     assert report.returncode == 0, report.stderr
     text = (sweep / "results.md").read_text()
-    row = next(line for line in text.splitlines() if line.startswith("| ") and "| 2 |" in line)
+    row = next(line for line in text.splitlines() if line.startswith("| (every job) | 2 |"))
     cells = [c.strip() for c in row.strip("|").split("|")]
     mean, half = (float(x) for x in cells[2].split("±"))  # win_rate_vs_sft
     m, h = mean_ci([f["win_rate_vs_sft"] for f in finals])
     assert mean == pytest.approx(m, abs=5e-4) and half == pytest.approx(h, abs=5e-4)
     assert "## Missing or failed jobs" in text and "objective=contrastive" in text
     assert not marker.exists()
+
+
+EXPERIMENTS = [
+    "table2_baselines",
+    "table3_objectives",
+    "table4_memorization",
+    "fig3a_negatives",
+    "fig3b_temperature",
+    "fig3c_list_size",
+]
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_experiment_sweeps_seeds_and_has_a_smoke_size(name):
+    from conftest import CONF
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        full = compose("train", overrides=[f"experiment={name}"], return_hydra_config=True)
+        smoke = compose("train", overrides=[f"experiment={name}", "size=smoke"], return_hydra_config=True)
+    params = full.hydra.sweeper.params
+    assert len(str(params.seed).split(",")) >= 3 and len(params) >= 2
+    assert full.experiment_name == name and full.logger.group == name  # W&B groups the sweep
+    assert str(smoke.hydra.sweeper.params.seed) == "0" and smoke.data.prompts_per_iteration < 100
+    assert full.data.prompts_per_iteration == 1024 and not full.eval.every_iteration
+
+
+def test_method_sets_the_objective_and_the_protocol():
+    cfg = compose_cfg(["method=offline_kto"])
+    assert (cfg.objective.name, cfg.offline, cfg.candidate_list.size) == ("kto", True, 5)
+    cfg = compose_cfg(["experiment=table2_baselines", "method=larpo_listmle"])
+    assert (cfg.objective.name, cfg.offline, cfg.candidate_list.size) == ("listmle", False, 10)
+
+
+def test_smoke_experiment_sweep_and_its_report(tmp_path, cache_dir):
+    """`larpo -m experiment=table3_objectives size=smoke` with two objectives, in parallel through
+    the joblib launcher preset, then `larpo-report` on it: the table and the figure."""
+    sweep = tmp_path / "sweep"
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "larpo",
+            "-m",
+            "experiment=table3_objectives",
+            "size=smoke",
+            "objective=pairwise,listmle",
+            "hydra/launcher=local",
+            f"model.cache_dir={cache_dir}",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    summaries = {}
+    for job in (0, 1):
+        s = __import__("json").loads((sweep / str(job) / "summary.json").read_text())
+        summaries[s["config"]["objective"]["name"]] = s
+    # the paper's lists (candidate_list.size=null): pairwise samples 2, listmle 4
+    assert summaries["pairwise"]["config"]["candidate_list"]["size"] is None
+    assert [h["iteration"] for h in summaries["listmle"]["history"]] == [0, 2]  # SFT and final only
+
+    out_md = tmp_path / "docs" / "results.md"
+    report = subprocess.run(
+        [str(Path(sys.executable).parent / "larpo-report"), str(sweep), "--out", str(out_md)],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=120,
+    )
+    assert report.returncode == 0, report.stderr
+    text = out_md.read_text()
+    assert text.startswith("# Results: table3_objectives")
+    rows = {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| ")}
+    assert {"SFT (iteration 0)", "objective=pairwise", "objective=listmle"} <= set(rows)
+    for name, s in summaries.items():
+        cells = [c.strip() for c in rows[f"objective={name}"].strip("|").split("|")]
+        assert cells[1] == "1"  # one seed
+        assert float(cells[2].split("±")[0]) == pytest.approx(s["final"]["win_rate_vs_sft"], abs=5e-4)
+    sft = [c.strip() for c in rows["SFT (iteration 0)"].strip("|").split("|")]
+    assert float(sft[5].split("±")[0]) == pytest.approx(
+        summaries["pairwise"]["history"][0]["accuracy_sampled"], abs=5e-4
+    )
+    png = out_md.with_suffix(".png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "![table3_objectives](results.png)" in text

@@ -223,6 +223,7 @@ def figure(sweep: Sweep, out: Path) -> Path | None:
 def write_report(root: Path, out: Path | None = None) -> Path:
     sweep = collect(root)
     out = out or root / "results.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
     png = figure(sweep, out.with_suffix(".png"))
     parts = [
         f"# Results: {sweep.name or root.name}",
