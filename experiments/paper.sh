@@ -11,9 +11,9 @@ experiments=("$@")
     fig3c_list_size fig3b_temperature table2_baselines)
 launcher=${LARPO_LAUNCHER:-hydra/launcher=local}
 
-# the SFT policies of the three seeds first, so parallel jobs never train the same one twice
-for seed in 0 1 2; do larpo-sft seed=$seed progress=false hydra.run.dir=outputs/sft/seed$seed & done
-wait
+# the SFT policies of the three seeds first (one after the other: parallel torch processes
+# oversubscribe the cores), so parallel jobs never train the same one twice
+for seed in 0 1 2; do larpo-sft seed=$seed progress=false hydra.run.dir=outputs/sft/seed$seed; done
 
 for name in "${experiments[@]}"; do
     sweep=multirun/$name/$(date +%Y-%m-%d_%H-%M-%S)

@@ -9,7 +9,7 @@ from conftest import CONF, compose_cfg
 from omegaconf import OmegaConf
 
 from larpo import objectives
-from larpo.train import validate
+from larpo.train import ConfigError, validate
 from larpo.worlds.arithmetic import build_tokenizer
 
 GROUPS = sorted(p.name for p in Path(CONF).iterdir() if p.is_dir() and p.name != "hydra")
@@ -28,25 +28,73 @@ def test_the_groups_users_expect_exist():
         "trainer",
         "logger",
         "experiment",
+        "method",
+        "size",
     }
     assert expected <= set(GROUPS)
 
 
+FIXTURES = Path(__file__).parent / "fixtures"
+# options whose package is not installed here: validation must name the package to install
+MISSING_PACKAGE = {
+    ("generator", "vllm"): "pip install vllm",
+    ("reward_model", "pairrm"): "pip install llm-blender",
+    ("trainer", "deepspeed"): "pip install deepspeed",
+}
+
+
+def needs_for(group: str, option: str, tmp_path: Path) -> list[str]:
+    """What an option needs from the user (a file, a path) to validate here, offline."""
+    if (group, option) == ("data", "lists"):
+        return [f"data.path={FIXTURES / 'ultrafeedback_rated.jsonl'}"]
+    if (group, option) == ("data", "gsm8k"):
+        return [
+            f"data.path={FIXTURES / 'gsm8k.jsonl'}",
+            "data.eval_path=null",
+            "model=hf",
+            f"model.path={tmp_path}",
+        ]
+    if (group, option) == ("data", "ultrafeedback"):
+        return [f"data.path={FIXTURES / 'ultrafeedback.jsonl'}", "model=hf", f"model.path={tmp_path}"]
+    if (group, option) == ("model", "hf"):
+        return [f"model.path={tmp_path}"]
+    if group == "reward_model" and option in ("sequence_classifier", "fsfairx"):
+        build_tokenizer().save_pretrained(tmp_path / "rm")
+        return [f"reward_model.path={tmp_path / 'rm'}"]
+    return []
+
+
 @pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
 def test_every_option_composes(group, option, tmp_path):
-    needs = []
-    if (group, option) == ("data", "lists"):
-        needs = [f"data.path={__file__}"]
-    if (group, option) == ("reward_model", "sequence_classifier"):
-        build_tokenizer().save_pretrained(tmp_path / "rm")
-        needs = [f"reward_model.path={tmp_path / 'rm'}"]
-    cfg = compose_cfg([f"{group}={option}", *needs], tmp_path)
+    cfg = compose_cfg([f"{group}={option}", *needs_for(group, option, tmp_path)], tmp_path)
     resolved = OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
-    assert resolved[group] if group != "experiment" else resolved["objective"]
+    assert resolved[group] if group not in ("experiment", "method", "size") else resolved["objective"]
     if group == "objective":
         assert cfg.objective.name == option
         objectives.build(cfg.objective.name, sft_weight=cfg.objective.sft_weight, **cfg.objective.hparams)
-    validate(cfg)
+    if (group, option) in MISSING_PACKAGE:
+        with pytest.raises(ConfigError, match=MISSING_PACKAGE[group, option]):
+            validate(cfg)
+    else:
+        validate(cfg)
+
+
+PAPER_MODELS = {  # method.md / Appendix B: lr, sampling temperature; all: 3 iterations, 2 epochs, beta 0.1
+    "gemma2_2b_it": (5e-7, 0.8),
+    "mistral_7b_it": (5e-7, 0.8),
+    "mistral_7b_base": (5e-7, 1.0),
+    "mathstral_7b": (2e-7, 0.8),
+}
+
+
+@pytest.mark.parametrize("name", PAPER_MODELS)
+def test_paper_models_carry_the_paper_hyperparameters(name, tmp_path):
+    cfg = compose_cfg([f"model={name}"], tmp_path)
+    assert (cfg.lr, cfg.temperature) == PAPER_MODELS[name]
+    assert (cfg.iterations, cfg.epochs_per_iteration, cfg.beta, cfg.sft_weight) == (3, 2, 0.1, 0.0)
+    assert cfg.model.dtype == "bfloat16" and cfg.model.trust_remote_code is False and cfg.model.path
+    # a user override still wins over the model's preset
+    assert compose_cfg([f"model={name}", "lr=1e-6"], tmp_path).lr == 1e-6
 
 
 def test_top_level_knobs_reach_the_objective(tmp_path):

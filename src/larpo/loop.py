@@ -81,10 +81,12 @@ class LarpoLoop(pl.Callback):
         self.reference_forwards = 0  # sequences the reference model scored, all iterations
         self.iteration = 0
         self._epoch_start = 0.0
+        self.rank, self.world = 0, 1  # data-parallel rank and world size, set at fit start
 
     # --- Lightning hooks -------------------------------------------------------------------------
 
     def on_fit_start(self, trainer, pl_module):
+        self.rank, self.world = trainer.global_rank, trainer.world_size
         if self.iteration > 0:  # state restored from a checkpoint: rebuild from the pool files
             self._restore()
             return
@@ -135,7 +137,8 @@ class LarpoLoop(pl.Callback):
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".ckpt.tmp")
         trainer.save_checkpoint(tmp, weights_only=False)  # the full state: optimizer and loops too
-        os.replace(tmp, path)
+        if trainer.is_global_zero:  # only rank zero writes the file
+            os.replace(tmp, path)
 
     def pool_path(self, iteration: int) -> Path:
         return self.run_dir / "pool" / f"iteration_{iteration}.jsonl"
@@ -192,7 +195,9 @@ class LarpoLoop(pl.Callback):
                 t,
                 seed=self.seed * 1009 + iteration * 31 + int(t * 100),
                 desc=f"generate T={t}",
+                shard=(self.rank, self.world),
             )
+            out = self._gathered({i: rs for i, rs in enumerate(out) if rs is not None}, len(out))
             for i, rs in enumerate(out):
                 samples[i] += rs
                 sample_temps[i] += [t] * count
@@ -272,7 +277,8 @@ class LarpoLoop(pl.Callback):
             items = self._training_lists(kept, policy)
         for lst, item in zip(kept_in_pool, items, strict=True):
             lst.ref_logps = item.ref_logps  # in the pool, so a resumed run needs no recomputation
-        write_pool(self.pool_path(iteration), pool)
+        if self.rank == 0:
+            write_pool(self.pool_path(iteration), pool)
         self.datamodule.set_lists(items)
         self._dropped = dict(counts)
         log.info(
@@ -284,9 +290,29 @@ class LarpoLoop(pl.Callback):
         )
         self._log_table(trainer, iteration, kept)
 
+    def _gathered(self, mine: dict[int, object], n: int) -> list:
+        """Every rank's {index: result} merged into one list of n results, on every rank."""
+        if self.world > 1:
+            import torch.distributed as dist
+
+            parts = [None] * self.world
+            dist.all_gather_object(parts, mine)
+            mine = {i: v for part in parts for i, v in part.items()}
+        missing = [i for i in range(n) if i not in mine]
+        if missing:
+            raise RuntimeError(f"data-parallel gather lost items {missing[:10]}")
+        return [mine[i] for i in range(n)]
+
+    def _mine(self, n: int) -> list[int]:
+        """The indices this rank computes (round-robin, so uneven counts are no problem)."""
+        return [i for i in range(n) if i % self.world == self.rank]
+
     def _score(self, lists: list[CandidateList]) -> None:
-        scores = self.reward_model.score([lst.prompt for lst in lists], [lst.responses for lst in lists])
-        for lst, s in zip(lists, scores, strict=True):
+        """Reward-model scores; each rank scores its share of the lists and the scores are gathered."""
+        mine = [lists[i] for i in self._mine(len(lists))]
+        scores = self.reward_model.score([lst.prompt for lst in mine], [lst.responses for lst in mine])
+        gathered = self._gathered(dict(zip(self._mine(len(lists)), scores, strict=True)), len(lists))
+        for lst, s in zip(lists, gathered, strict=True):
             lst.rewards = [float(x) for x in s]
 
     def _tokenised(self, kept: list[CandidateList]) -> list[TrainingList]:
@@ -309,13 +335,16 @@ class LarpoLoop(pl.Callback):
             ref_model.to(policy.device)
         else:  # behavior: the current policy is this iteration's behaviour policy and reference
             ref_model = policy
-        seqs = [(it.prompt_ids, r) for it in items for r in it.response_ids]
+        mine = self._mine(len(items))  # each rank scores its share of the lists
+        seqs = [(items[i].prompt_ids, r) for i in mine for r in items[i].response_ids]
         flat = sequence_logps(ref_model, seqs, self.tokenizer.pad_token_id)  # one forward per candidate
         self.reference_forwards += len(seqs)
-        start = 0
-        for it in items:
-            it.ref_logps = flat[start : start + len(it.response_ids)]
-            start += len(it.response_ids)
+        per_list, start = {}, 0
+        for i in mine:
+            per_list[i] = flat[start : start + len(items[i].response_ids)]
+            start += len(items[i].response_ids)
+        for it, lps in zip(items, self._gathered(per_list, len(items)), strict=True):
+            it.ref_logps = lps
         if ref_model is not policy:
             del ref_model
             gc.collect()

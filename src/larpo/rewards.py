@@ -24,7 +24,9 @@ from transformers import (
 )
 
 from larpo.models import save_atomic
-from larpo.sft import stage_trainer
+from larpo.sequences import messages, uses_chat_template
+from larpo.sft import stage_trainer, task_from_config
+from larpo.sources import answers_match
 from larpo.worlds.arithmetic import ArithmeticTask, build_tokenizer, judge, true_answer, unrelated_response
 
 log = logging.getLogger(__name__)
@@ -46,38 +48,116 @@ class JudgeReward:
         ]
 
 
+def _unflatten(flat: list, candidates: list[list[str]]) -> list[list]:
+    out, i = [], 0
+    for rs in candidates:
+        out.append(flat[i : i + len(rs)])
+        i += len(rs)
+    return out
+
+
 class SequenceClassifierReward:
     """A transformers sequence classifier; the reward is the raw logit of prompt + response.
 
-    Its tokenizer is its own, so policy and reward model may tokenise differently.
+    Its tokenizer is its own, so policy and reward model may tokenise differently. When that
+    tokenizer has a chat template (FsfairX-LLaMA3-RM has), the conversation [user: prompt,
+    assistant: response] is rendered with it; otherwise the text is prompt + response.
     """
 
     list_relative = False
 
     def __init__(
-        self, path: str, batch_size: int = 512, progress: bool = True, trust_remote_code: bool = False
+        self,
+        path: str,
+        batch_size: int = 512,
+        progress: bool = True,
+        trust_remote_code: bool = False,
+        dtype: str | None = None,
+        device: str | None = None,
     ):
         self.tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = AutoModelForSequenceClassification.from_pretrained(
-            path, trust_remote_code=trust_remote_code
-        ).eval()
+        kwargs = {"trust_remote_code": trust_remote_code}
+        if dtype:
+            kwargs["dtype"] = getattr(torch, dtype)
+        self.model = AutoModelForSequenceClassification.from_pretrained(path, **kwargs).eval()
+        if device:
+            self.model.to(device)
         self.batch_size, self.progress = batch_size, progress
+
+    def text(self, prompt: str, response: str) -> str:
+        if not uses_chat_template(self.tokenizer):
+            return prompt + response
+        chat = [*messages(prompt), {"role": "assistant", "content": response}]
+        return self.tokenizer.apply_chat_template(chat, tokenize=False)
 
     @torch.no_grad()
     def score(self, prompts: list[str], candidates: list[list[str]]) -> list[list[float]]:
-        texts = [p + r for p, rs in zip(prompts, candidates, strict=True) for r in rs]
+        texts = [self.text(p, r) for p, rs in zip(prompts, candidates, strict=True) for r in rs]
+        templated = uses_chat_template(self.tokenizer)  # the template writes its own BOS
         flat: list[float] = []
         for start in tqdm(
             range(0, len(texts), self.batch_size), desc="score", disable=not self.progress, leave=False
         ):
-            enc = self.tokenizer(texts[start : start + self.batch_size], padding=True, return_tensors="pt")
+            enc = self.tokenizer(
+                texts[start : start + self.batch_size],
+                padding=True,
+                return_tensors="pt",
+                add_special_tokens=not templated,
+            ).to(self.model.device)
             flat += self.model(**enc).logits[:, 0].float().tolist()
-        out, i = [], 0
-        for rs in candidates:
-            out.append(flat[i : i + len(rs)])
-            i += len(rs)
+        return _unflatten(flat, candidates)
+
+
+class PairRMReward:
+    """LLM-Blender's PairRM, a pairwise ranker (`pip install llm-blender`, imported only here).
+
+    It compares the candidates of one list with each other, so its scores are relative to the
+    list (`list_relative`): a merged list is scored again, never stitched from old scores.
+    """
+
+    list_relative = True
+
+    def __init__(self, path: str = "llm-blender/PairRM", batch_size: int = 16, progress: bool = True):
+        try:
+            import llm_blender
+        except ImportError:
+            raise ImportError(
+                "reward_model=pairrm needs the llm-blender package: pip install llm-blender"
+            ) from None
+        self.blender = llm_blender.Blender()
+        self.blender.loadranker(path)
+        self.batch_size, self.progress = batch_size, progress
+
+    def score(self, prompts: list[str], candidates: list[list[str]]) -> list[list[float]]:
+        texts = [messages(p)[-1]["content"] for p in prompts]
+        scores = self.blender.rank(
+            texts, candidates, return_scores=True, batch_size=self.batch_size, disable_tqdm=not self.progress
+        )
+        return [[float(x) for x in row] for row in scores]
+
+
+class VerifierReward:
+    """GSM8K-style answer checking: 1 when the final number of a response equals the reference
+    answer's numerically, else 0 (a missing number is 0). Never a substring match."""
+
+    list_relative = False
+
+    def __init__(self, reference, progress: bool = True):
+        self.reference, self.progress = reference, progress
+
+    def score(self, prompts: list[str], candidates: list[list[str]]) -> list[list[float]]:
+        out = []
+        for p, rs in tqdm(
+            zip(prompts, candidates, strict=True),
+            total=len(prompts),
+            desc="score",
+            disable=not self.progress,
+            leave=False,
+        ):
+            ref = self.reference(p)
+            out.append([float(ref is not None and answers_match(r, ref)) for r in rs])
         return out
 
 
@@ -162,19 +242,28 @@ def learned_reward_path(
     return path
 
 
-def build_reward_model(cfg: DictConfig, task: ArithmeticTask, policy_path: str):
-    """The reward model named by `cfg.reward_model.name`."""
-    name = cfg.reward_model.name
+def build_reward_model(cfg: DictConfig, policy_path: str, reference=None, device: str | None = None):
+    """The reward model named by `cfg.reward_model.name` (`reference`: gold answers, for the verifier)."""
+    rm, name = cfg.reward_model, cfg.reward_model.name
     if name == "judge":
         return JudgeReward(progress=cfg.progress)
     if name == "learned":
-        path = learned_reward_path(
-            task, cfg.reward_model, cfg.model.cache_dir, cfg.seed, policy_path, cfg.progress
-        )
+        task = task_from_config(cfg.data)
+        path = learned_reward_path(task, rm, cfg.model.cache_dir, cfg.seed, policy_path, cfg.progress)
         return SequenceClassifierReward(str(path), progress=cfg.progress)
     if name == "sequence_classifier":
-        rm = cfg.reward_model
         return SequenceClassifierReward(
-            rm.path, batch_size=rm.batch_size, progress=cfg.progress, trust_remote_code=rm.trust_remote_code
+            rm.path,
+            batch_size=rm.batch_size,
+            progress=cfg.progress,
+            trust_remote_code=rm.trust_remote_code,
+            dtype=rm.get("dtype"),
+            device=device,
         )
-    raise ValueError(f"unknown reward_model {name!r}: use judge, learned or sequence_classifier")
+    if name == "pairrm":
+        return PairRMReward(rm.path, batch_size=rm.batch_size, progress=cfg.progress)
+    if name == "verifier":
+        return VerifierReward(reference, progress=cfg.progress)
+    raise ValueError(
+        f"unknown reward_model {name!r}: use judge, learned, sequence_classifier, pairrm or verifier"
+    )

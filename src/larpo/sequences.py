@@ -2,12 +2,45 @@
 
 from __future__ import annotations
 
+import json
+
 import torch
 
 
+def messages(prompt: str) -> list[dict]:
+    """The chat messages of a prompt: a JSON list of {role, content} (a multi-turn prompt from
+    chat-format data) or plain text, which is one user turn."""
+    if prompt.startswith("[{"):
+        try:
+            turns = json.loads(prompt)
+            if all(isinstance(t, dict) and "role" in t and "content" in t for t in turns):
+                return turns
+        except json.JSONDecodeError:
+            pass
+    return [{"role": "user", "content": prompt}]
+
+
+def uses_chat_template(tokenizer) -> bool:
+    return bool(getattr(tokenizer, "chat_template", None))
+
+
+def prompt_text(tokenizer, prompt: str) -> str:
+    """What the policy is conditioned on: the tokenizer's chat template applied to the prompt's
+    messages (with the assistant turn opened) when the tokenizer has one, else the raw prompt."""
+    if not uses_chat_template(tokenizer):
+        return prompt
+    return tokenizer.apply_chat_template(messages(prompt), tokenize=False, add_generation_prompt=True)
+
+
+def encode_prompts(tokenizer, prompts: list[str], **kwargs):
+    """Tokenise prompts for the policy. A chat template writes its own BOS, so none is added then."""
+    texts = [prompt_text(tokenizer, p) for p in prompts]
+    return tokenizer(texts, add_special_tokens=not uses_chat_template(tokenizer), **kwargs)
+
+
 def encode_prompt(tokenizer, prompt: str) -> list[int]:
-    """Prompt token ids, with the tokenizer's special prefix (BOS)."""
-    return tokenizer(prompt)["input_ids"]
+    """Prompt token ids: the special prefix (BOS) or the chat template's turn header included."""
+    return encode_prompts(tokenizer, [prompt])["input_ids"][0]
 
 
 def encode_response(tokenizer, response: str) -> list[int]:

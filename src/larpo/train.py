@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import logging
 import os
@@ -13,11 +14,11 @@ from pathlib import Path
 
 import hydra
 import pytorch_lightning as pl
+import torch
 from omegaconf import DictConfig, OmegaConf
 from transformers import AutoTokenizer
 
 from larpo import objectives
-from larpo.candidates import read_pool
 from larpo.data import ListDataModule
 from larpo.evaluation import Evaluator
 from larpo.generation import HFGenerator
@@ -26,8 +27,8 @@ from larpo.models import load_policy, prepare_for_training
 from larpo.module import LarpoModule
 from larpo.negatives import STRATEGIES
 from larpo.rewards import build_reward_model
-from larpo.sft import eval_prompts, sft_policy_path, task_from_config
-from larpo.worlds import arithmetic
+from larpo.sft import sft_policy_path
+from larpo.sources import load_source
 
 CONFIG_PATH = str(Path(__file__).resolve().parents[2] / "conf")
 log = logging.getLogger("larpo")
@@ -69,8 +70,22 @@ def validate(cfg: DictConfig) -> None:
         warnings.warn("candidate_list.memory=previous with iterations=1 is the same as current", stacklevel=2)
     if cfg.data.name == "lists" and not cfg.data.path:
         raise ConfigError("data=lists needs a file of ranked lists: add data.path=FILE.jsonl")
-    if cfg.data.get("path") and not Path(cfg.data.path).expanduser().is_file():
-        raise ConfigError(f"data.path={cfg.data.path} does not exist: give the path of an existing file")
+    check_data(cfg.data)
+    check_packages(cfg)
+    if not cfg.model.get("path") and cfg.model.name != "tiny":
+        raise ConfigError(f"model={cfg.model.name} needs model.path=<hub id or directory of the policy>")
+    if not cfg.model.get("path") and cfg.data.name not in ("arithmetic", "lists"):
+        raise ConfigError(
+            f"data={cfg.data.name} needs a pretrained policy: use e.g. model=hf model.path=<hub id or "
+            "directory> (the tiny model is trained for the arithmetic world only)"
+        )
+    if cfg.reward_model.name == "learned" and cfg.data.name != "arithmetic":
+        raise ConfigError("reward_model=learned is the arithmetic world's reward model: use data=arithmetic")
+    if cfg.reward_model.name == "verifier" and cfg.data.name not in ("gsm8k", "arithmetic"):
+        raise ConfigError(
+            f"reward_model=verifier checks answers against references, which data={cfg.data.name} "
+            "has not: use data=gsm8k"
+        )
     if cfg.reward_model.name == "sequence_classifier":
         check_reward_tokenizer(cfg.reward_model)
     if cfg.reference not in ("behavior", "initial", "none"):
@@ -98,6 +113,72 @@ def schedule(cfg: DictConfig) -> tuple[int, int]:
     if cfg.get("offline"):
         return 1, cfg.data.prompts_per_iteration * cfg.iterations
     return cfg.iterations, cfg.data.prompts_per_iteration
+
+
+def _looks_local(path: str) -> bool:
+    return path.startswith(("/", ".", "~")) or path.endswith((".json", ".jsonl")) or Path(path).exists()
+
+
+def check_data(data: DictConfig) -> None:
+    """A data file must exist; a hub id needs the datasets package."""
+    for key in ("path", "eval_path"):
+        path = data.get(key)
+        if not path:
+            continue
+        if data.name == "lists" or _looks_local(str(path)):
+            if not Path(str(path)).expanduser().is_file():
+                raise ConfigError(f"data.{key}={path} does not exist: give the path of an existing file")
+        elif importlib.util.find_spec("datasets") is None:
+            raise ConfigError(
+                f"data.{key}={path} is a hub id, and loading it needs the datasets package: "
+                'pip install datasets (or pip install -e ".[hub]"), or give a local JSONL file'
+            )
+
+
+def check_packages(cfg: DictConfig) -> None:
+    """Optional packages are imported only when selected; say which one to install, before any work."""
+    needs = {
+        "vllm": cfg.generator.name == "vllm",
+        "llm_blender": cfg.reward_model.name == "pairrm",
+        "deepspeed": "deepspeed" in str(cfg.trainer.get("strategy", "")),
+        "peft": bool(cfg.model.get("lora")),
+    }
+    pip = {"vllm": "vllm", "llm_blender": "llm-blender", "deepspeed": "deepspeed", "peft": "peft"}
+    what = {
+        "vllm": "generator=vllm",
+        "llm_blender": "reward_model=pairrm",
+        "deepspeed": "trainer=deepspeed",
+        "peft": "model.lora",
+    }
+    for module, needed in needs.items():
+        if needed and importlib.util.find_spec(module) is None:
+            raise ConfigError(f"{what[module]} needs the {pip[module]} package: pip install {pip[module]}")
+
+
+def accelerator_device(cfg: DictConfig) -> str | None:
+    """This process's GPU when the trainer runs on GPUs (under DDP each rank has its LOCAL_RANK)."""
+    if cfg.trainer.accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available():
+        return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+    return None
+
+
+def build_generator(cfg: DictConfig, policy_path: str):
+    """The sampler named by `cfg.generator.name`: batched HF generate, or vLLM."""
+    gen = cfg.generator
+    if gen.name == "vllm":
+        from larpo.generation import VLLMGenerator
+
+        return VLLMGenerator(
+            policy_path,
+            work_dir=Path(cfg.run_dir) / "vllm_policy",
+            tensor_parallel_size=gen.tensor_parallel_size,
+            gpu_memory_utilization=gen.gpu_memory_utilization,
+            max_new_tokens=gen.max_new_tokens,
+            dtype=cfg.model.get("dtype") or "auto",
+            trust_remote_code=cfg.model.trust_remote_code,
+            progress=cfg.progress,
+        )
+    return HFGenerator(batch_size=gen.batch_size, max_new_tokens=gen.max_new_tokens, progress=cfg.progress)
 
 
 def check_reward_tokenizer(rm: DictConfig) -> None:
@@ -153,52 +234,42 @@ def build(cfg: DictConfig, callbacks: tuple = ()) -> Run:
     pl.seed_everything(cfg.seed, verbose=False)
     timing = {}
 
-    task = task_from_config(cfg.data)
     iterations, n_prompts = schedule(cfg)
     t = time.perf_counter()
     policy_path = str(sft_policy_path(cfg, progress=cfg.progress))
     timing["sft"] = time.perf_counter() - t
-    policy, tokenizer = load_policy(policy_path, trust_remote_code=cfg.model.trust_remote_code)
+    policy, tokenizer = load_policy(
+        policy_path, trust_remote_code=cfg.model.trust_remote_code, dtype=cfg.model.get("dtype")
+    )
     lora = OmegaConf.to_container(cfg.model.lora, resolve=True) if cfg.model.get("lora") else None
     policy = prepare_for_training(policy, cfg.model.get("gradient_checkpointing", False), lora)
-    held_out = eval_prompts(cfg.data)
-    given, data_report = None, {}
-    if cfg.data.name == "lists":
-        given, bad = read_pool(Path(cfg.data.path).expanduser())
-        data_report = {"lists_read": len(given), "malformed_lines": bad}
-        log.info(
-            "data: %d lists read from %s, %d malformed lines skipped %s",
-            len(given),
-            cfg.data.path,
-            len(bad),
-            bad[:20],
-        )
-        train_prompts, reward_model = sorted({lst.prompt for lst in given}), None
-    else:
-        train_prompts = task.prompts(n_prompts, seed=cfg.seed + 101, exclude=set(held_out))
-        reward_model = build_reward_model(cfg, task, policy_path)
+    source = load_source(cfg, n_prompts)
+    if source.report:
+        log.info("data: %s", source.report)
+    reward_model = None
+    if source.given is None:
+        reward_model = build_reward_model(cfg, policy_path, source.reference, device=accelerator_device(cfg))
 
     obj = cfg.objective
     objective = objectives.build(obj.name, sft_weight=obj.sft_weight, **obj.hparams)
-    generator = HFGenerator(
-        batch_size=cfg.generator.batch_size,
-        max_new_tokens=cfg.generator.max_new_tokens,
-        progress=cfg.progress,
-    )
+    generator = build_generator(cfg, policy_path)
     datamodule = ListDataModule(cfg.batch_size, tokenizer.pad_token_id, cfg.seed)
-    reference_answer = lambda p: str(arithmetic.true_answer(p))  # noqa: E731
-    evaluator = Evaluator(
-        held_out,
-        arithmetic.judge,
-        reference_answer,
-        generator,
-        k=cfg.eval.samples,
-        temperature=cfg.eval.temperature,
-        seed=cfg.seed + 202,
-    )
+    evaluator = None
+    if source.eval and source.judge is not None:
+        evaluator = Evaluator(
+            source.eval,
+            source.judge,
+            source.reference or (lambda p: None),
+            generator,
+            k=cfg.eval.samples,
+            temperature=cfg.eval.temperature,
+            seed=cfg.seed + 202,
+        )
+    else:
+        log.info("evaluation: no held-out prompts with a gold judge; export answers with larpo-generate")
     cl, negs = cfg.candidate_list, cfg.negatives
     loop = LarpoLoop(
-        prompts=train_prompts,
+        prompts=source.train,
         tokenizer=tokenizer,
         reward_model=reward_model,
         generator=generator,
@@ -219,9 +290,9 @@ def build(cfg: DictConfig, callbacks: tuple = ()) -> Run:
         reference=cfg.reference,
         initial_policy_path=policy_path,
         seed=cfg.seed,
-        reference_answer=reference_answer,
-        unrelated_response=arithmetic.unrelated_response,
-        given=given,
+        reference_answer=source.reference,
+        unrelated_response=source.unrelated,
+        given=source.given,
         checkpoint_dir=run_dir / "checkpoints",
         evaluate_every=cfg.eval.every_iteration,
     )
@@ -239,7 +310,7 @@ def build(cfg: DictConfig, callbacks: tuple = ()) -> Run:
         num_sanity_val_steps=0,
         **cfg.trainer,
     )
-    return Run(cfg, trainer, module, datamodule, loop, logger, timing, data_report)
+    return Run(cfg, trainer, module, datamodule, loop, logger, timing, source.report)
 
 
 def fit(r: Run) -> dict:
@@ -262,15 +333,18 @@ def fit(r: Run) -> dict:
         "generation_tokens_per_s": gen.tokens / max(gen.seconds, 1e-9),
         "training_tokens_per_s": int(r.module.tokens) / max(timing.get("training", 0.0), 1e-9),
     }
+    last = r.loop.metrics[-1] if r.loop.metrics else {}  # no metrics without a gold judge
     summary = {
         "config": OmegaConf.to_container(r.cfg, resolve=True),
         "history": r.loop.metrics,
-        "final": {k: v for k, v in r.loop.metrics[-1].items() if k not in ("iteration", "dropped")},
+        "final": {k: v for k, v in last.items() if k not in ("iteration", "dropped")},
         "timing": {k: round(v, 3) for k, v in timing.items()},
         "throughput": {k: round(v, 1) for k, v in throughput.items()},
         "reference_forwards": r.loop.reference_forwards,
         "data": r.data_report,
     }
+    if not r.trainer.is_global_zero:  # under data parallelism rank zero reports for all
+        return summary
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     if r.cfg.logger.name == "wandb":
         r.logger.experiment.summary.update({f"final/{k}": v for k, v in summary["final"].items()})
@@ -306,7 +380,7 @@ def main(cfg: DictConfig) -> float:
     except ConfigError as err:
         log.error("invalid config: %s", err)
         raise SystemExit(f"larpo: invalid config: {err}") from None
-    return summary["final"]["win_rate_vs_sft"]
+    return summary["final"].get("win_rate_vs_sft", float("nan"))
 
 
 if __name__ == "__main__":
