@@ -56,3 +56,17 @@ def micro(tmp_path, cache_dir):
         return compose_cfg([*MICRO, f"model.cache_dir={cache_dir}", *overrides], tmp_path)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def tiny_hub(tmp_path_factory):
+    """A tiny chat policy and a tiny reward model with a different tokenizer, saved like hub models."""
+    from tiny_hub import save_policy, save_reward_model
+
+    root = tmp_path_factory.mktemp("hub")
+    corpus = [
+        line
+        for f in (Path(__file__).parent / "fixtures").glob("*.jsonl")
+        for line in f.read_text().splitlines()
+    ]
+    return {"policy": save_policy(root / "policy"), "reward": save_reward_model(root / "rm", corpus)}

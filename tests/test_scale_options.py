@@ -33,3 +33,11 @@ def test_lora_trains_the_adapters_only(micro):
     changed = {n for n in before if not torch.equal(before[n], after[n].detach())}
     assert changed and changed <= set(adapters)  # the base model is frozen
     assert summary["history"][-1]["iteration"] == 1
+
+
+def test_bf16_policy_option_loads_bfloat16_weights(tiny_hub):
+    from larpo.models import load_policy
+
+    model, tok = load_policy(str(tiny_hub["policy"]), dtype="bfloat16")
+    assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
+    assert tok.padding_side == "left" and tok.pad_token is not None

@@ -16,6 +16,7 @@ import hydra
 import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.utilities import rank_zero_only
 from transformers import AutoTokenizer
 
 from larpo import objectives
@@ -320,7 +321,8 @@ def fit(r: Run) -> dict:
     run_dir = Path(r.cfg.run_dir)
     ckpt = run_dir / "checkpoints" / "last.ckpt"
     resume = bool(r.cfg.get("resume")) and ckpt.exists()
-    OmegaConf.save(r.cfg, run_dir / "config.yaml", resolve=True)  # what `resume=` reads back
+    if rank_zero_only.rank == 0:  # other data-parallel ranks run this too
+        OmegaConf.save(r.cfg, run_dir / "config.yaml", resolve=True)  # what `resume=` reads back
     if resume:
         log.info("resuming from %s", ckpt)
     r.trainer.fit(r.module, datamodule=r.datamodule, ckpt_path=ckpt if resume else None, weights_only=True)
@@ -345,6 +347,9 @@ def fit(r: Run) -> dict:
     }
     if not r.trainer.is_global_zero:  # under data parallelism rank zero reports for all
         return summary
+    if r.cfg.get("save_policy", True):  # from_pretrained-ready, e.g. for larpo-generate
+        r.module.policy.save_pretrained(run_dir / "policy")
+        r.loop.tokenizer.save_pretrained(run_dir / "policy")
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     if r.cfg.logger.name == "wandb":
         r.logger.experiment.summary.update({f"final/{k}": v for k, v in summary["final"].items()})
