@@ -159,3 +159,14 @@ def test_smoke_experiment_sweep_and_its_report(tmp_path, cache_dir):
     )
     png = out_md.with_suffix(".png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "![table3_objectives](results.png)" in text
+
+
+def test_launcher_presets_compose():
+    from conftest import CONF
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        local = compose("train", overrides=["hydra/launcher=local"], return_hydra_config=True)
+        slurm = compose("train", overrides=["hydra/launcher=slurm"], return_hydra_config=True)
+    assert "JoblibLauncher" in local.hydra.launcher._target_ and local.hydra.launcher.n_jobs == 2
+    assert "SlurmLauncher" in slurm.hydra.launcher._target_ and slurm.hydra.launcher.gpus_per_node == 1

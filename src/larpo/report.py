@@ -178,6 +178,17 @@ def series(groups: dict[str, list[dict]], x: str | None, order: list | None):
     return points
 
 
+def sft_level(groups: dict[str, list[dict]], metric: str) -> float | None:
+    """The SFT policy's mean `metric` over seeds (iteration 0 of each run)."""
+    by_seed = {}
+    for runs in groups.values():
+        for r in runs:
+            h = (r.get("history") or [{}])[0]
+            if h.get("iteration") == 0 and metric in h:
+                by_seed.setdefault(r.get("config", {}).get("seed"), h[metric])
+    return statistics.fmean(by_seed.values()) if by_seed else None
+
+
 def figure(sweep: Sweep, out: Path) -> Path | None:
     """results.png: one panel per plotted metric, bars per setting or lines against report.x."""
     if not sweep.groups:
@@ -206,13 +217,13 @@ def figure(sweep: Sweep, out: Path) -> Path | None:
                 pos = [i + (s - (len(points) - 1) / 2) * width for i in range(len(xs))]
                 ax.bar(pos, means, width=width, yerr=cis, capsize=3, label=label)
                 ax.set_xticks(range(len(xs)), xs, rotation=30 if len(xs) > 4 else 0, ha="right")
-        if metric == "win_rate_vs_sft":
-            ax.axhline(0.5, color="grey", linestyle="--", linewidth=1)  # no better than SFT
+        sft = sft_level(sweep.groups, metric)
+        if sft is not None:  # the starting point every setting is compared with
+            ax.axhline(sft, color="grey", linestyle="--", linewidth=1, label="SFT")
         ax.set_title(metric)
         ax.set_xlabel(x or "setting")
         ax.grid(axis="y", alpha=0.3)
-        if len(points) > 1:
-            ax.legend(fontsize=8)
+        ax.legend(fontsize=8)
     fig.suptitle(f"{sweep.name or out.parent.name}: mean and 95% CI over seeds")
     fig.tight_layout()
     fig.savefig(out, dpi=110)
