@@ -216,10 +216,16 @@ def figure(sweep: Sweep, out: Path) -> Path | None:
             else:
                 pos = [i + (s - (len(points) - 1) / 2) * width for i in range(len(xs))]
                 ax.bar(pos, means, width=width, yerr=cis, capsize=3, label=label)
-                ax.set_xticks(range(len(xs)), xs, rotation=30 if len(xs) > 4 else 0, ha="right")
+                ax.set_xticks(range(len(xs)), xs, rotation=25, ha="right")
         sft = sft_level(sweep.groups, metric)
         if sft is not None:  # the starting point every setting is compared with
             ax.axhline(sft, color="grey", linestyle="--", linewidth=1, label="SFT")
+        if kind != "line":  # bars of close values: zoom to them, the axis says where it starts
+            stats = [p[1][metric] for pts in points.values() for p in pts if metric in p[1]]
+            lo = min([m - h for m, h in stats] + ([sft] if sft is not None else []), default=0.0)
+            hi = max([m + h for m, h in stats], default=1.0)
+            pad = max(hi - lo, 1e-3)
+            ax.set_ylim(max(0.0, lo - 0.15 * pad), hi + 0.1 * pad)
         ax.set_title(metric)
         ax.set_xlabel(x or "setting")
         ax.grid(axis="y", alpha=0.3)
