@@ -180,7 +180,8 @@ def _split(records: list[str], cfg: DictConfig, seed: int, eval_records: list[st
         held_out = _sample(eval_records, n_eval, cfg.eval_seed) if n_eval else []
     else:
         held_out = _sample(records, n_eval, cfg.eval_seed) if n_eval else []
-    train = [p for p in dict.fromkeys(records) if p not in set(held_out)]
+    excluded = set(held_out)
+    train = [p for p in dict.fromkeys(records) if p not in excluded]
     return _sample(train, cfg.prompts_per_iteration, seed), held_out
 
 
