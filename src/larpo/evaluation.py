@@ -10,7 +10,7 @@ import math
 
 import torch
 
-from larpo.sequences import collate, encode_prompt, encode_response, response_logps
+from larpo.sequences import collate, encode_prompt, encode_response, response_logps, unflatten
 
 
 def pass_at(correct: list[list[bool]], n: int) -> float:
@@ -76,12 +76,7 @@ def candidate_logps(model, tokenizer, prompts: list[str], candidates: list[list[
         for p, rs in zip(prompts, candidates, strict=True)
         for r in rs
     ]
-    flat = sequence_logps(model, seqs, tokenizer.pad_token_id)
-    out, i = [], 0
-    for rs in candidates:
-        out.append(flat[i : i + len(rs)])
-        i += len(rs)
-    return out
+    return unflatten(sequence_logps(model, seqs, tokenizer.pad_token_id), candidates)
 
 
 class Evaluator:

@@ -309,9 +309,9 @@ class LarpoLoop(pl.Callback):
 
     def _score(self, lists: list[CandidateList]) -> None:
         """Reward-model scores; each rank scores its share of the lists and the scores are gathered."""
-        mine = [lists[i] for i in self._mine(len(lists))]
-        scores = self.reward_model.score([lst.prompt for lst in mine], [lst.responses for lst in mine])
-        gathered = self._gathered(dict(zip(self._mine(len(lists)), scores, strict=True)), len(lists))
+        idx = self._mine(len(lists))
+        scores = self.reward_model.score([lists[i].prompt for i in idx], [lists[i].responses for i in idx])
+        gathered = self._gathered(dict(zip(idx, scores, strict=True)), len(lists))
         for lst, s in zip(lists, gathered, strict=True):
             lst.rewards = [float(x) for x in s]
 

@@ -119,14 +119,20 @@ def cell(values: list[float]) -> str:
     return f"{m:.3f} ± {h:.3f}"
 
 
-def sft_row(groups: dict[str, list[dict]], metrics: list[str]) -> str | None:
-    """The SFT policy (iteration 0 of every run, one per seed) as the first row."""
+def sft_metrics(groups: dict[str, list[dict]]) -> dict:
+    """Each seed's SFT policy metrics: iteration 0 of the first run with that seed."""
     by_seed = {}
     for runs in groups.values():
         for r in runs:
             history = r.get("history") or []
             if history and history[0].get("iteration") == 0:
                 by_seed.setdefault(r.get("config", {}).get("seed"), history[0])
+    return by_seed
+
+
+def sft_row(groups: dict[str, list[dict]], metrics: list[str]) -> str | None:
+    """The SFT policy (iteration 0 of every run, one per seed) as the first row."""
+    by_seed = sft_metrics(groups)
     if not by_seed:
         return None
     cells = [cell([h[m] for h in by_seed.values() if m in h]) for m in metrics]
@@ -180,13 +186,8 @@ def series(groups: dict[str, list[dict]], x: str | None, order: list | None):
 
 def sft_level(groups: dict[str, list[dict]], metric: str) -> float | None:
     """The SFT policy's mean `metric` over seeds (iteration 0 of each run)."""
-    by_seed = {}
-    for runs in groups.values():
-        for r in runs:
-            h = (r.get("history") or [{}])[0]
-            if h.get("iteration") == 0 and metric in h:
-                by_seed.setdefault(r.get("config", {}).get("seed"), h[metric])
-    return statistics.fmean(by_seed.values()) if by_seed else None
+    values = [h[metric] for h in sft_metrics(groups).values() if metric in h]
+    return statistics.fmean(values) if values else None
 
 
 def figure(sweep: Sweep, out: Path) -> Path | None:

@@ -24,7 +24,7 @@ from transformers import (
 )
 
 from larpo.models import save_atomic
-from larpo.sequences import messages, uses_chat_template
+from larpo.sequences import messages, unflatten, uses_chat_template
 from larpo.sft import stage_trainer, task_from_config
 from larpo.sources import answers_match
 from larpo.worlds.arithmetic import ArithmeticTask, build_tokenizer, judge, true_answer, unrelated_response
@@ -46,14 +46,6 @@ class JudgeReward:
             [judge(p, r) for r in rs]
             for p, rs in tqdm(pairs, total=len(prompts), desc="score", disable=not self.progress, leave=False)
         ]
-
-
-def _unflatten(flat: list, candidates: list[list[str]]) -> list[list]:
-    out, i = [], 0
-    for rs in candidates:
-        out.append(flat[i : i + len(rs)])
-        i += len(rs)
-    return out
 
 
 class SequenceClassifierReward:
@@ -107,7 +99,7 @@ class SequenceClassifierReward:
                 add_special_tokens=not templated,
             ).to(self.model.device)
             flat += self.model(**enc).logits[:, 0].float().tolist()
-        return _unflatten(flat, candidates)
+        return unflatten(flat, candidates)
 
 
 class PairRMReward:

@@ -48,6 +48,15 @@ def encode_response(tokenizer, response: str) -> list[int]:
     return tokenizer(response, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
 
 
+def unflatten(flat: list, lists: list[list]) -> list[list]:
+    """Cut a flat list of per-candidate values back into the layout of `lists`."""
+    out, i = [], 0
+    for items in lists:
+        out.append(flat[i : i + len(items)])
+        i += len(items)
+    return out
+
+
 def collate(sequences: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
     """Right-pad (prompt, response) id pairs into one batch.
 
