@@ -4,9 +4,11 @@ import os
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 
-CONF = str(Path(__file__).resolve().parents[1] / "conf")
+import larpo.conf
+from larpo.config import compose
+
+CONF = str(Path(larpo.conf.__file__).parent)  # the configs ship inside the package
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
@@ -34,9 +36,8 @@ MICRO = [
 ]
 
 
-def compose_cfg(overrides=(), tmp_path=None):
-    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
-        cfg = compose("train", overrides=list(overrides))
+def compose_cfg(overrides=(), tmp_path=None, config_dir=None):
+    cfg = compose(list(overrides), config_dir=config_dir)
     if tmp_path is not None:
         cfg.run_dir = str(tmp_path / "run")
     return cfg

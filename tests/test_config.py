@@ -1,59 +1,44 @@
-"""Every option of every config group composes, validates and builds; the CLI prints a config."""
+"""The config: every option composes, checks and instantiates; every out-of-range value of every
+numeric key is rejected at compose in one line; the CLI is the same code path; no torch on compose."""
 
+import dataclasses
+import importlib
 import subprocess
 import sys
+import typing
 from pathlib import Path
 
 import pytest
 from conftest import CONF, compose_cfg
+from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from larpo import objectives
-from larpo.train import ConfigError, validate
+from larpo.config import GROUP_SCHEMAS, ConfigError, Range, check, component
 from larpo.worlds.arithmetic import build_tokenizer
 
-GROUPS = sorted(p.name for p in Path(CONF).iterdir() if p.is_dir() and p.name != "hydra")
+GROUPS = sorted(p.name for p in Path(CONF).iterdir() if p.is_dir() and p.name not in ("hydra", "__pycache__"))
 OPTIONS = [(g, f.stem) for g in GROUPS for f in sorted((Path(CONF) / g).glob("*.yaml"))]
-
-
-def test_the_groups_users_expect_exist():
-    expected = {
-        "objective",
-        "negatives",
-        "candidate_list",
-        "model",
-        "reward_model",
-        "data",
-        "generator",
-        "trainer",
-        "logger",
-        "experiment",
-        "method",
-        "size",
-    }
-    assert expected <= set(GROUPS)
-
-
 FIXTURES = Path(__file__).parent / "fixtures"
-# options whose package is not installed here: validation must name the package to install
+# options whose package is not installed here: the check names the package to install
 MISSING_PACKAGE = {
     ("generator", "vllm"): "pip install vllm",
     ("reward_model", "pairrm"): "pip install llm-blender",
     ("trainer", "deepspeed"): "pip install deepspeed",
 }
+INSTANTIATED = ("objective", "negatives", "reward_model", "data", "generator", "logger")
+
+
+def test_the_groups_users_expect_exist():
+    expected = {"objective", "negatives", "candidate_list", "model", "reward_model", "data", "generator"}
+    assert expected | {"trainer", "logger", "experiment", "method", "size"} <= set(GROUPS)
 
 
 def needs_for(group: str, option: str, tmp_path: Path) -> list[str]:
-    """What an option needs from the user (a file, a path) to validate here, offline."""
+    """What an option needs from the user (a file, a path) to check here, offline."""
     if (group, option) == ("data", "lists"):
         return [f"data.path={FIXTURES / 'ultrafeedback_rated.jsonl'}"]
     if (group, option) == ("data", "gsm8k"):
-        return [
-            f"data.path={FIXTURES / 'gsm8k.jsonl'}",
-            "data.eval_path=null",
-            "model=hf",
-            f"model.path={tmp_path}",
-        ]
+        return [f"data.path={FIXTURES / 'gsm8k.jsonl'}", "data.eval_path=null", "model=hf", f"model.path={tmp_path}"]
     if (group, option) == ("data", "ultrafeedback"):
         return [f"data.path={FIXTURES / 'ultrafeedback.jsonl'}", "model=hf", f"model.path={tmp_path}"]
     if (group, option) == ("model", "hf"):
@@ -65,18 +50,174 @@ def needs_for(group: str, option: str, tmp_path: Path) -> list[str]:
 
 
 @pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
-def test_every_option_composes(group, option, tmp_path):
+def test_every_option_composes_checks_and_names_an_importable_target(group, option, tmp_path):
     cfg = compose_cfg([f"{group}={option}", *needs_for(group, option, tmp_path)], tmp_path)
-    resolved = OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
-    assert resolved[group] if group not in ("experiment", "method", "size") else resolved["objective"]
-    if group == "objective":
-        assert cfg.objective.name == option
-        objectives.build(cfg.objective.name, sft_weight=cfg.objective.sft_weight, **cfg.objective.hparams)
+    OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
     if (group, option) in MISSING_PACKAGE:
         with pytest.raises(ConfigError, match=MISSING_PACKAGE[group, option]):
-            validate(cfg)
-    else:
-        validate(cfg)
+            check(cfg)
+        return
+    check(cfg)
+    for g in INSTANTIATED:  # the config group is the registry: every option names its code
+        module, _, name = cfg[g]._target_.rpartition(".")
+        assert callable(getattr(importlib.import_module(module), name)), cfg[g]._target_
+
+
+@pytest.mark.parametrize("option", sorted(f.stem for f in (Path(CONF) / "objective").glob("*.yaml")))
+def test_every_objective_option_instantiates_with_its_capabilities(option):
+    from larpo import objectives
+
+    obj = objectives.from_config(compose_cfg([f"objective={option}"]).objective)
+    assert obj.fn.func.__name__ == option  # the option file names its own pure function
+    assert isinstance(obj.needs_reference, bool) and isinstance(obj.needs_lengths, bool)
+
+
+@pytest.mark.parametrize("option", ["ranked", "hardest", "hard", "easy", "easiest"])
+def test_every_negatives_option_instantiates(option):
+    strategy = instantiate(component(compose_cfg([f"negatives={option}"]).negatives, "negatives"))
+    assert strategy.uses_reference is (option != "ranked")
+    assert strategy.temperature == {"hardest": 0.7, "hard": 1.0}.get(option)
+
+
+def test_logger_options_instantiate(tmp_path):
+    cfg = compose_cfg(["logger=csv"], tmp_path)
+    logger = instantiate(component(cfg.logger, "logger"))
+    assert Path(logger.save_dir) == tmp_path / "run"
+
+
+# --- ranges --------------------------------------------------------------------------------------
+
+
+def numeric_keys(schema, prefix=""):
+    """(dotted key, Range) of every ranged key of a schema dataclass, nested ones included."""
+    hints = typing.get_type_hints(schema)
+    for f in dataclasses.fields(schema):
+        tp = hints[f.name]
+        inner = [a for a in typing.get_args(tp) if a is not type(None)] or [tp]
+        if dataclasses.is_dataclass(inner[0]):
+            yield from numeric_keys(inner[0], f"{prefix}{f.name}.")
+        elif "range" in f.metadata:
+            yield f"{prefix}{f.name}", f.metadata["range"]
+
+
+def bad_value(rng: Range):
+    if rng.gt is not None:
+        return rng.gt
+    if rng.ge is not None:
+        return rng.ge - 1
+    return (rng.lt if rng.lt is not None else rng.le) + 1
+
+
+def out_of_range_cases():
+    """Every ranged key of every shipped option that has it, with a value just outside its range."""
+    from larpo.config import TrainSchema
+
+    cases = []
+    top = [f for f in dataclasses.fields(TrainSchema) if f.name not in GROUP_SCHEMAS]
+    for f in top:
+        if "range" in f.metadata:
+            cases.append(("", f.name, f.metadata["range"]))
+    for key, rng in numeric_keys(TrainSchema):
+        group = key.split(".")[0]
+        if group not in GROUP_SCHEMAS and "." in key:
+            cases.append(("", key, rng))
+    for group in GROUP_SCHEMAS:
+        for option in sorted((Path(CONF) / group).glob("*.yaml")):
+            node = compose_cfg([f"{group}={option.stem}", *needs_for(group, option.stem, Path("/tmp"))])[group]
+            for key, rng in numeric_keys(GROUP_SCHEMAS[group]):
+                if OmegaConf.select(node, key) is not None:
+                    cases.append((f"{group}={option.stem}", f"{group}.{key}", rng))
+    return cases
+
+
+CASES = out_of_range_cases()
+
+
+def list_valued(key: str) -> bool:
+    return key.split(".")[-1] in ("temperatures", "schedule")
+
+
+@pytest.mark.parametrize(("option", "key", "rng"), CASES, ids=[f"{o or 'train'}:{k}" for o, k, _ in CASES])
+def test_every_out_of_range_value_is_rejected_at_compose_in_one_line(option, key, rng, tmp_path):
+    value = bad_value(rng)
+    setting = f"{key}=[{value}]" if list_valued(key) else f"{key}={value}"
+    overrides = [o for o in [option] if o] + needs_for(*option.split("="), tmp_path) * bool(option)
+    cfg = compose_cfg([*overrides, setting], tmp_path)
+    with pytest.raises(ConfigError) as err:
+        check(cfg)
+    shown = f"{key}[0]" if list_valued(key) else key
+    assert str(err.value).startswith(f"{shown}={value}: must be "), str(err.value)
+    assert "\n" not in str(err.value) and "; " in str(err.value)
+
+
+def test_the_range_test_covers_every_key_it_should():
+    keys = {k for _, k, _ in CASES}
+    assert len(CASES) >= 60
+    assert {"beta", "lr", "batch_size", "eval.samples", "generator.max_new_tokens", "temperature"} <= keys
+    assert {"data.prompts_per_iteration", "objective.keep.positives", "candidate_list.size"} <= keys
+    assert {"objective.sft_weight", "reward_model.label_noise", "model.sft.lr", "data.task.noise"} <= keys
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["temperature=-1"], "larpo: temperature=-1: must be > 0; e.g. temperature=1.0"),
+        (["seed=abc"], "larpo: seed=abc: must be an integer; e.g. seed=0"),
+        (["iterations=two"], "larpo: iterations=two: must be an integer; e.g. iterations=3"),
+        (["beta=0"], "larpo: beta=0: must be > 0; e.g. beta=0.1"),
+        (["objective.keep.positives=0"], "larpo: objective.keep.positives=0: must be >= 1; e.g. objective.keep.positives=1"),
+        (["eval.samples=0"], "larpo: eval.samples=0: must be >= 1; e.g. eval.samples=8"),
+        (["reward_model.label_noise=0.5"], None),
+        (["reference=sometimes"], "larpo: reference=sometimes: must be one of behavior, initial, none; e.g. reference=behavior"),
+        (["data=lists"], "larpo: data.path=???: is required; add data.path=..."),
+        (["model=hf", "model.path=/no/such/dir"], "larpo: model.path=/no/such/dir: does not exist; give an existing path (or a hub id)"),
+        (["objective=listmle", "candidate_list.size=3"], "larpo: candidate_list.size=3: too small to keep 2 positives + 2 negatives; use candidate_list.size>=4"),
+        (["reference=none"], "larpo: reference=none: objective=listmle needs a reference model; use reference=behavior, or a reference-free objective"),
+        (["experiment=table3_objectives"], "larpo: experiment=table3_objectives: is a sweep over settings and seeds; add -m: larpo -m experiment=..."),
+    ],
+)
+def test_the_cli_prints_one_line_and_exits_2_without_a_traceback(args, line, tmp_path):
+    if args == ["reward_model.label_noise=0.5"]:
+        args, line = ["reward_model=learned", *args], "larpo: reward_model.label_noise=0.5: must be < 0.5; e.g. reward_model.label_noise=0.1"
+    out = subprocess.run([sys.executable, "-m", "larpo", *args, f"hydra.run.dir={tmp_path}"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [line]
+
+
+# --- the CLI without torch ---------------------------------------------------------------------
+
+
+def test_composing_and_checking_through_the_cli_path_never_imports_torch():
+    code = (
+        "import sys\n"
+        "from larpo.config import check, compose\n"
+        "import larpo.cli\n"
+        "cfg = compose(['objective=contrastive', 'reward_model=learned', 'temperature=0.8'])\n"
+        "check(cfg)\n"
+        "heavy = [m for m in ('torch', 'transformers', 'pytorch_lightning', 'wandb', 'peft') if m in sys.modules]\n"
+        "print(heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_cli_prints_the_composed_config():
+    out = subprocess.run(
+        [sys.executable, "-m", "larpo", "objective=listmle", "temperature=0.8", "--cfg", "job"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    cfg = OmegaConf.create(out)
+    assert cfg.temperature == 0.8 and cfg.objective._target_ == "larpo.objectives.listmle"
+    assert {"seed", "iterations", "beta", "data", "model", "reward_model", "negatives"} <= set(cfg)
+
+
+def test_help_reads_like_a_tool_help_page():
+    out = subprocess.run([sys.executable, "-m", "larpo", "--help"], capture_output=True, text=True, check=True).stdout
+    assert "LarPO" in out and "objective: " in out and "listmle" in out and "larpo -m experiment=" in out
+    assert len(out.splitlines()) < 60
+
+
+# --- top-level knobs and paper presets -----------------------------------------------------------
 
 
 PAPER_MODELS = {  # method.md / Appendix B: lr, sampling temperature; all: 3 iterations, 2 epochs, beta 0.1
@@ -93,25 +234,23 @@ def test_paper_models_carry_the_paper_hyperparameters(name, tmp_path):
     assert (cfg.lr, cfg.temperature) == PAPER_MODELS[name]
     assert (cfg.iterations, cfg.epochs_per_iteration, cfg.beta, cfg.sft_weight) == (3, 2, 0.1, 0.0)
     assert cfg.model.dtype == "bfloat16" and cfg.model.trust_remote_code is False and cfg.model.path
-    # a user override still wins over the model's preset
-    assert compose_cfg([f"model={name}", "lr=1e-6"], tmp_path).lr == 1e-6
+    assert compose_cfg([f"model={name}", "lr=1e-6"], tmp_path).lr == 1e-6  # a user override still wins
 
 
 def test_top_level_knobs_reach_the_objective(tmp_path):
     cfg = compose_cfg(["objective=listmle", "beta=0.3", "sft_weight=0.0"], tmp_path)
-    assert cfg.objective.hparams.beta == 0.3 and cfg.objective.sft_weight == 0.0
+    assert cfg.objective.beta == 0.3 and cfg.objective.sft_weight == 0.0
     assert cfg.objective.keep.positives == 2 and cfg.objective.keep.negatives == 2
     cfg = compose_cfg(["objective=contrastive"], tmp_path)
     assert (cfg.objective.keep.positives, cfg.objective.keep.negatives) == (1, 3)
 
 
-def test_cli_prints_the_composed_config():
-    out = subprocess.run(
-        [sys.executable, "-m", "larpo", "objective=listmle", "temperature=0.8", "--cfg", "job"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    cfg = OmegaConf.create(out)
-    assert cfg.temperature == 0.8 and cfg.objective.name == "listmle"
-    assert {"seed", "iterations", "beta", "data", "model", "reward_model", "negatives"} <= set(cfg)
+def test_two_runs_get_different_directories():
+    from hydra import compose, initialize_config_module
+
+    dirs = set()
+    for _ in range(2):
+        with initialize_config_module("larpo.conf", version_base="1.3"):
+            cfg = compose("train", return_hydra_config=True)
+            dirs.add(OmegaConf.to_container(cfg.hydra.run, resolve=True)["dir"])
+    assert len(dirs) == 2

@@ -1,3 +1,3 @@
-from larpo.train import main
+from larpo.cli import train
 
-main()
+train()

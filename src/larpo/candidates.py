@@ -1,6 +1,6 @@
 """Candidate lists: cleaning, memory merge, de-duplication, ranking, and the pool file.
 
-Pool file (contract): `<run_dir>/pool/iteration_<s>.jsonl`, one line per prompt:
+Pool file (contract, docs/formats.md): `<run_dir>/pool/iteration_<s>.jsonl`, one line per prompt:
     {"prompt", "responses", "rewards", "iteration", "temperatures"}
 plus `"sampled_in"` (the iteration each response was sampled in), `"sources"` (policy, reference,
 other_prompt or unrelated), `"ref_logps"` (reference log-probs of the kept ones), `"kept"` (indices of the
@@ -16,6 +16,8 @@ import os
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from larpo import strict_json
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +116,8 @@ def concat(parts: list[CandidateList]) -> CandidateList:
 
 
 def write_pool(path: Path, lists: list[CandidateList]) -> None:
-    """Write one JSON line per prompt, atomically: a temp file, then a rename."""
+    """Write one strict-JSON line per prompt, atomically: a temp file, then a rename. Undefined
+    values (the temperature of a foreign negative) are null."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
     with open(tmp, "w") as f:
@@ -123,42 +126,117 @@ def write_pool(path: Path, lists: list[CandidateList]) -> None:
             for key in ("reference", "ref_logps"):
                 if row[key] is None:
                     del row[key]
-            f.write(json.dumps(row) + "\n")
+            f.write(strict_json.dumps(row, ensure_ascii=False) + "\n")
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
 
 
-def read_pool(path: Path) -> tuple[list[CandidateList], list[int]]:
-    """Parse a pool file. Malformed lines are skipped and their line numbers returned; blank lines
-    are not errors."""
-    lists, bad = [], []
-    with open(path) as f:
-        for n, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
+def chat_text(prompt) -> str:
+    """A prompt as larpo carries it: text, or a list of chat messages as their JSON text."""
+    if isinstance(prompt, str) and prompt:
+        return prompt
+    if (
+        isinstance(prompt, list)
+        and prompt
+        and all(isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
+                for m in prompt)
+    ):
+        turns = [{"role": m["role"], "content": m["content"]} for m in prompt]
+        return turns[0]["content"] if len(turns) == 1 and turns[0]["role"] == "user" else json.dumps(turns)
+    raise ValueError("prompt must be a non-empty string or a list of chat messages {role, content}")
+
+
+def _numbers(row: dict, key: str, k: int, default: float | None) -> list:
+    values = row.get(key)
+    if values is None:
+        return [default] * k
+    if not isinstance(values, list) or len(values) != k:
+        raise ValueError(f"{key} must be a list of {k} numbers, one per response")
+    for v in values:
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int | float)):
+            raise ValueError(f"{key} must hold numbers, not {type(v).__name__}")
+    return values
+
+
+def list_from_row(row: dict) -> CandidateList:
+    """A pool-format line as a candidate list; ValueError says what is wrong with it."""
+    if "prompt" not in row or "responses" not in row or "rewards" not in row:
+        missing = [k for k in ("prompt", "responses", "rewards") if k not in row]
+        raise ValueError(f"missing {', '.join(missing)}")
+    prompt = chat_text(row["prompt"])
+    responses = row["responses"]
+    if not isinstance(responses, list) or not responses:
+        raise ValueError("responses must be a non-empty list of strings")
+    for r in responses:
+        if not isinstance(r, str) or not r.strip():
+            raise ValueError(f"responses must be non-empty strings, got {json.dumps(r)}")
+    k = len(responses)
+    rewards = row["rewards"]
+    if not isinstance(rewards, list) or len(rewards) != k:
+        raise ValueError(f"rewards must be a list of {k} numbers, one per response")
+    for w in rewards:
+        if isinstance(w, bool) or not isinstance(w, int | float) or not math.isfinite(w):
+            raise ValueError(f"rewards must be finite numbers, got {json.dumps(w)}")
+    iteration = row.get("iteration", 0)
+    if isinstance(iteration, bool) or not isinstance(iteration, int):
+        raise ValueError("iteration must be an integer")
+    sources = row.get("sources") or ["policy"] * k
+    if len(sources) != k or not all(isinstance(s, str) for s in sources):
+        raise ValueError(f"sources must be a list of {k} strings")
+    temps = [math.nan if t is None else float(t) for t in _numbers(row, "temperatures", k, None)]
+    ref_logps = row.get("ref_logps")
+    kept = row.get("kept", [])
+    if not isinstance(kept, list) or not all(isinstance(i, int) and 0 <= i < k for i in kept):
+        raise ValueError("kept must be a list of response indices")
+    if ref_logps is not None and (not isinstance(ref_logps, list) or len(ref_logps) != len(kept)):
+        raise ValueError("ref_logps must hold one number per kept response")
+    return CandidateList(
+        prompt=prompt,
+        responses=list(responses),
+        rewards=[float(w) for w in rewards],
+        temperatures=temps,
+        sampled_in=[int(s) for s in _numbers(row, "sampled_in", k, iteration)],
+        sources=list(sources),
+        iteration=iteration,
+        reference=row.get("reference") if isinstance(row.get("reference"), str) else None,
+        kept=list(kept),
+        ref_logps=[float(x) for x in ref_logps] if ref_logps is not None else None,
+    )
+
+
+def read_pool(path: Path) -> tuple[list[CandidateList], list[dict]]:
+    """Parse a pool file line by line. A bad line is skipped and reported as {line, reason};
+    blank lines are not errors."""
+    lists, skipped = [], []
+    for n, row, reason in strict_json.read_lines(Path(path)):
+        if row is not None:
             try:
-                row = json.loads(line)
-                responses = [str(r) for r in row["responses"]]
-                rewards = [float("nan") if w is None else float(w) for w in row["rewards"]]
-                if len(rewards) != len(responses):
-                    raise ValueError("responses and rewards differ in length")
-                k = len(responses)
-                lists.append(
-                    CandidateList(
-                        prompt=str(row["prompt"]),
-                        responses=responses,
-                        rewards=rewards,
-                        temperatures=[float(t) for t in row.get("temperatures") or [float("nan")] * k],
-                        sampled_in=[int(s) for s in row.get("sampled_in") or [row.get("iteration", 0)] * k],
-                        sources=[str(s) for s in row.get("sources") or ["policy"] * k],
-                        iteration=int(row.get("iteration", 0)),
-                        reference=row.get("reference"),
-                        kept=[int(i) for i in row.get("kept", [])],
-                        ref_logps=row.get("ref_logps"),
-                    )
-                )
-            except (ValueError, KeyError, TypeError) as err:
-                log.warning("%s:%d: skipped malformed line (%s)", path, n, err)
-                bad.append(n)
-    return lists, bad
+                lists.append(list_from_row(row))
+                continue
+            except ValueError as err:
+                reason = str(err)
+        log.warning("%s:%d: skipped line (%s)", path, n, reason)
+        skipped.append({"line": n, "reason": reason})
+    return lists, skipped
+
+
+class PoolStore:
+    """A run's pool files, `<run_dir>/pool/iteration_<s>.jsonl`; only rank zero writes."""
+
+    def __init__(self, run_dir: Path, rank: int = 0):
+        self.run_dir, self.rank = Path(run_dir), rank
+
+    def path(self, iteration: int) -> Path:
+        return self.run_dir / "pool" / f"iteration_{iteration}.jsonl"
+
+    def write(self, iteration: int, lists: list[CandidateList]) -> None:
+        if self.rank == 0:
+            write_pool(self.path(iteration), lists)
+
+    def read(self, iteration: int) -> list[CandidateList]:
+        return read_pool(self.path(iteration))[0]
+
+    def iterations(self) -> list[int]:
+        """The iterations whose pool file exists, in order."""
+        return sorted(int(p.stem.split("_")[1]) for p in (self.run_dir / "pool").glob("iteration_*.jsonl"))

@@ -6,16 +6,16 @@ a JSON list of {"instruction", "output", "generator"}, one per prompt, extra inp
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
-import hydra
+from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from larpo import strict_json
+from larpo.config import component
 from larpo.models import load_policy
 from larpo.sources import chat_prompt, read_records
-from larpo.train import CONFIG_PATH, ConfigError, build_generator
 
 log = logging.getLogger("larpo")
 
@@ -32,39 +32,34 @@ def alpaca_records(records: list[dict], outputs: list[str], generator: str) -> l
     return rows
 
 
+def generator_name(cfg: DictConfig) -> str:
+    """The `generator` field: `name=`, else the run directory of a run's policy
+    (`outputs/<date>/<time>/policy` -> `<date>_<time>`), else the model directory's name."""
+    if cfg.name:
+        return str(cfg.name)
+    path = Path(str(cfg.model.path).rstrip("/")).expanduser()
+    if path.name == "policy" and (path.parent / "summary.json").is_file():
+        return "_".join(path.parent.parts[-2:])
+    return path.name
+
+
 def generate(cfg: DictConfig) -> Path:
-    if not cfg.prompts or not Path(cfg.prompts).expanduser().is_file():
-        raise ConfigError(
-            f"prompts={cfg.prompts}: give a JSON or JSONL file of prompts (instruction, prompt or messages)"
-        )
-    if not cfg.model.get("path"):
-        raise ConfigError("larpo-generate needs model.path=<hub id or directory>, e.g. <run_dir>/policy")
-    records, bad = read_records(str(Path(cfg.prompts).expanduser()))
-    records = [r for r in records if chat_prompt(r)]
-    prompts = [chat_prompt(r) for r in records]
-    log.info("generate: %d prompts from %s (%d malformed lines skipped)", len(prompts), cfg.prompts, len(bad))
-    model, tokenizer = load_policy(
-        cfg.model.path, trust_remote_code=cfg.model.trust_remote_code, dtype=cfg.model.get("dtype")
-    )
-    generator = build_generator(cfg, cfg.model.path)
+    records = read_records(str(Path(cfg.prompts).expanduser()))
+    rows, prompts = [], []
+    for n, row in records.rows:
+        try:
+            prompts.append(chat_prompt(row))
+            rows.append(row)
+        except ValueError as err:
+            records.skip(n, str(err))
+    log.info("generate: %d prompts from %s (%d lines skipped)", len(prompts), cfg.prompts, len(records.skipped))
+    model, tokenizer = load_policy(cfg.model.path, trust_remote_code=cfg.model.trust_remote_code, dtype=cfg.model.dtype)
+    generator = instantiate(component(cfg.generator, "generator"))
     outputs = [
         rs[0] for rs in generator(model, tokenizer, prompts, 1, cfg.temperature, cfg.seed, desc="answers")
     ]
-    name = cfg.name or Path(str(cfg.model.path).rstrip("/")).name
     out = Path(cfg.out).expanduser()
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(alpaca_records(records, outputs, name), indent=2, ensure_ascii=False))
+    out.write_text(strict_json.dumps(alpaca_records(rows, outputs, generator_name(cfg)), indent=2, ensure_ascii=False))
     log.info("generate: %d answers written to %s", len(outputs), out)
     return out
-
-
-@hydra.main(config_path=CONFIG_PATH, config_name="generate", version_base="1.3")
-def main(cfg: DictConfig) -> None:
-    try:
-        generate(cfg)
-    except ConfigError as err:
-        raise SystemExit(f"larpo-generate: invalid config: {err}") from None
-
-
-if __name__ == "__main__":
-    main()

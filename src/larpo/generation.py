@@ -94,7 +94,8 @@ class VLLMGenerator:
     as `HFGenerator`.
 
     vLLM keeps its own copy of the weights, so when the policy has changed since the last call
-    (a new iteration) the policy is saved to `work_dir` and the engine reloaded from it. Each
+    (a new iteration), or has no `path` of its own (the embedded world's SFT policy), the policy is
+    saved to `work_dir` and the engine loaded from it. Each
     request carries its own seed (from the call seed and the prompt's index), so samples do not
     depend on batching, sharding or tensor parallelism.
     """
@@ -103,7 +104,7 @@ class VLLMGenerator:
 
     def __init__(
         self,
-        path: str,
+        path: str | None,
         work_dir,
         tensor_parallel_size: int = 1,
         gpu_memory_utilization: float = 0.4,
@@ -116,7 +117,7 @@ class VLLMGenerator:
             import vllm
         except ImportError:
             raise ImportError("generator=vllm needs the vllm package: pip install vllm") from None
-        self.vllm, self.path, self.work_dir = vllm, str(path), work_dir
+        self.vllm, self.path, self.work_dir = vllm, path, work_dir
         self.engine_args = dict(
             tensor_parallel_size=tensor_parallel_size,
             gpu_memory_utilization=gpu_memory_utilization,
@@ -131,7 +132,7 @@ class VLLMGenerator:
         fingerprint = (id(model), float(sum(p.detach().float().sum() for p in model.parameters())))
         if self.llm is None or fingerprint != self.loaded:
             path = self.path
-            if self.loaded is not None:  # the policy was trained: hand vLLM the new weights
+            if self.loaded is not None or path is None:  # hand vLLM the policy's current weights
                 model.save_pretrained(self.work_dir)
                 tokenizer.save_pretrained(self.work_dir)
                 path = str(self.work_dir)

@@ -1,76 +1,97 @@
 """Choosing positives and negatives from a ranked candidate list (Figure 3a of the paper).
 
-Strategies (conf/negatives/):
-- ranked:  the top `positives` and the bottom `negatives` of the policy's own ranked samples;
-- hardest: the positive is the reference answer (or the top sample); negatives are the
-           lowest-ranked samples worse than it, sampled at a low temperature;
-- hard:    the same, sampled at a high temperature;
-- easy:    the negative is a response to a different prompt of the same dataset;
-- easiest: the negative is a response unrelated to the task.
+Strategies (src/larpo/conf/negatives/, each names one of these classes with `_target_`):
+- ranked (`Ranked`):      the top `positives` and the bottom `negatives` of the policy's own ranked samples;
+- hardest, hard (`SamePrompt`): the positive is the reference answer (or the top sample); negatives
+                          are the lowest-ranked samples worse than it, sampled at the strategy's own
+                          temperature (low for hardest, high for hard);
+- easy (`OtherPrompt`):   the negative is a response to a different prompt of the same dataset;
+- easiest (`Unrelated`):  the negative is a response unrelated to the task.
 Each candidate carries its source: policy, reference, other_prompt or unrelated.
+
+A strategy has `temperature` (its own sampling temperature, or None for the run's),
+`uses_reference` (the reference answer joins the list as the positive where the task has one),
+`foreign(...)` (negatives that are not this prompt's samples) and `select(...)`.
 """
 
 from __future__ import annotations
 
-import random
-
 from larpo.candidates import CandidateList
 
-STRATEGIES = {"ranked", "hardest", "hard", "easy", "easiest"}
-FOREIGN = {"easy": "other_prompt", "easiest": "unrelated"}
 
+class Ranked:
+    """The reward model's ranking of the policy's own samples: top positives, bottom negatives."""
 
-def uses_reference(strategy: str) -> bool:
-    """Strategies whose positive is the task's reference answer where it has one."""
-    return strategy in {"hardest", "hard", "easy", "easiest"}
+    uses_reference = False
+    source = "policy"
 
+    def __init__(self, temperature: float | None = None):
+        self.temperature = temperature
 
-def foreign_negatives(
-    strategy: str, prompts: list[str], samples: list[list[str]], n: int, rng: random.Random, unrelated
-) -> list[list[str]]:
-    """For `easy`: responses sampled for *other* prompts; for `easiest`: unrelated responses.
-
-    An easy negative is never a response of the same prompt: it comes from a different prompt's
-    samples and is skipped if the same text was also sampled for this prompt.
-    """
-    if strategy == "easiest":
-        return [[unrelated(rng) for _ in range(n)] for _ in prompts]
-    if strategy != "easy":
+    def foreign(self, prompts, samples, n, rng, unrelated) -> list[list[str]]:
         return [[] for _ in prompts]
-    if len(prompts) < 2:
-        raise ValueError("negatives=easy needs at least 2 prompts to borrow responses from")
-    out = []
-    for i, own in enumerate(samples):
-        own_set, picked = set(own), []
-        for _ in range(20 * n):
-            j = rng.randrange(len(prompts) - 1)
-            j += j >= i  # any prompt but i
-            r = rng.choice(samples[j]) if samples[j] else ""
-            if r and r not in own_set and r not in picked and prompts[j] != prompts[i]:
-                picked.append(r)
-            if len(picked) == n:
-                break
-        out.append(picked)
-    return out
 
-
-def select(lst: CandidateList, strategy: str, positives: int, negatives: int) -> list[int]:
-    """Indices (into the ranked list `lst`, best first) of the candidates to train on."""
-    n, sources = len(lst), lst.sources
-    if strategy == "ranked":
+    def select(self, lst: CandidateList, positives: int, negatives: int) -> list[int]:
+        """Indices (into the ranked list `lst`, best first) of the candidates to train on."""
+        n = len(lst)
         if n <= positives + negatives:
             return list(range(n))
         return list(range(positives)) + list(range(n - negatives, n))
-    ordered = [i for i in range(n) if sources[i] == "reference"] + [
-        i for i in range(n) if sources[i] == "policy"
-    ]
-    pos = ordered[:positives] if strategy in {"hard", "hardest"} else ordered[:1]
-    if not pos:
-        return []
-    best = lst.rewards[pos[0]]
-    if strategy in FOREIGN:
-        pool = [i for i in range(n) if sources[i] == FOREIGN[strategy]]
-    else:
-        pool = [i for i in range(n) if sources[i] == "policy" and i not in pos]
-    neg = [i for i in pool if lst.rewards[i] < best][-negatives:]
-    return sorted(pos + neg)
+
+
+class SamePrompt(Ranked):
+    """The reference answer (or the top sample) against this prompt's samples ranked below it."""
+
+    uses_reference = True
+
+    def _positives(self, lst: CandidateList, positives: int) -> list[int]:
+        ordered = [i for i in range(len(lst)) if lst.sources[i] == "reference"]
+        ordered += [i for i in range(len(lst)) if lst.sources[i] == "policy"]
+        return ordered[:positives]
+
+    def select(self, lst: CandidateList, positives: int, negatives: int) -> list[int]:
+        pos = self._positives(lst, positives)
+        if not pos:
+            return []
+        best = lst.rewards[pos[0]]
+        pool = [i for i in range(len(lst)) if lst.sources[i] == self.source and i not in pos]
+        neg = [i for i in pool if lst.rewards[i] < best][-negatives:]
+        return sorted(pos + neg)
+
+
+class Unrelated(SamePrompt):
+    """Negatives that answer nothing the task asks (the data source's unrelated responses)."""
+
+    source = "unrelated"
+
+    def foreign(self, prompts, samples, n, rng, unrelated) -> list[list[str]]:
+        return [[unrelated(rng) for _ in range(n)] for _ in prompts]
+
+    def _positives(self, lst: CandidateList, positives: int) -> list[int]:
+        return super()._positives(lst, 1)
+
+
+class OtherPrompt(Unrelated):
+    """Negatives sampled for *other* prompts of the same dataset."""
+
+    source = "other_prompt"
+
+    def foreign(self, prompts, samples, n, rng, unrelated) -> list[list[str]]:
+        """An easy negative is never a response of the same prompt: it comes from a different
+        prompt's samples and is skipped if the same text was also sampled for this prompt."""
+        if len(prompts) < 2:
+            raise ValueError("negatives=easy needs at least 2 prompts to borrow responses from")
+        out = []
+        for i, own in enumerate(samples):
+            own_set, picked = set(own), []
+            for _ in range(20 * n):
+                j = rng.randrange(len(prompts) - 1)
+                j += j >= i  # any prompt but i
+                r = rng.choice(samples[j]) if samples[j] else ""
+                if r and r not in own_set and r not in picked and prompts[j] != prompts[i]:
+                    picked.append(r)
+                if len(picked) == n:
+                    break
+            out.append(picked)
+        return out
+

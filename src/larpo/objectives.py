@@ -11,7 +11,8 @@ with candidates sorted best first, and returns the mean loss over the prompts th
 A pair of candidates is a preference only when the first one's reward is *strictly* higher: tied
 candidates give no pairwise term. Without rewards, the list order is a strict ranking.
 The implicit reward is gamma = beta * (log pi_theta - log pi_ref) (method.md).
-Use `build(name, **hparams)`; `name` matches a file in conf/objective/.
+Use `build(name, **hparams)`; `name` is an option of the objective group (src/larpo/conf/objective/),
+whose file names the function with `_target_`.
 """
 
 from __future__ import annotations
@@ -247,24 +248,7 @@ def rdpo(
 
 
 # ---------------------------------------------------------------------------------------------
-# the registry: names are the files of conf/objective/ (a test keeps the two equal)
-
-OBJECTIVES: dict[str, Callable[..., Tensor]] = {
-    "pairwise": pairwise,
-    "contrastive": contrastive,
-    "lambdarank": lambdarank,
-    "listmle": listmle,
-    "lipo": lipo,
-    "ipo": ipo,
-    "simpo": simpo,
-    "slic": slic,
-    "rrhf": rrhf,
-    "cpo": cpo,
-    "kto": kto,
-    "rdpo": rdpo,
-}
-REFERENCE_FREE = {"simpo", "slic", "rrhf", "cpo"}
-NEEDS_LENGTHS = {"simpo", "rdpo"}
+# a configured objective
 
 
 def sft_term(logps: Tensor, mask: Tensor, lengths: Tensor | None) -> Tensor:
@@ -274,28 +258,22 @@ def sft_term(logps: Tensor, mask: Tensor, lengths: Tensor | None) -> Tensor:
 
 
 class Objective:
-    """A configured objective: `loss(logps, ref_logps, mask, lengths=None, rewards=None)`.
+    """A loss function with the objective contract, its hyperparameters bound, plus what larpo
+    needs to know about it: `loss(logps, ref_logps, mask, lengths=None, rewards=None)`.
 
     `sft_weight` adds `sft_weight * sft_term` to any objective (0 is the paper's setting).
+    `needs_reference` / `needs_lengths` are the objective's capabilities, declared in its option file.
     """
 
-    def __init__(self, name: str, sft_weight: float = 0.0, **hparams):
-        if name not in OBJECTIVES:
-            raise ValueError(f"unknown objective {name!r}; known objectives: {', '.join(OBJECTIVES)}")
-        self.fn = OBJECTIVES[name]
-        allowed = [
-            p.name
-            for p in inspect.signature(self.fn).parameters.values()
-            if p.kind is inspect.Parameter.KEYWORD_ONLY
-        ]
-        unknown = sorted(set(hparams) - set(allowed))
-        if unknown:
-            raise ValueError(
-                f"objective {name!r} has no hyperparameter {unknown}; it takes {allowed + ['sft_weight']}"
-            )
-        self.name, self.sft_weight, self.hparams = name, float(sft_weight), hparams
-        self.needs_reference = name not in REFERENCE_FREE
-        self.needs_lengths = name in NEEDS_LENGTHS
+    def __init__(
+        self, fn: Callable[..., Tensor], sft_weight: float = 0.0, needs_reference: bool = True,
+        needs_lengths: bool = False,
+    ):
+        self.fn, self.sft_weight = fn, float(sft_weight)
+        self.needs_reference, self.needs_lengths = needs_reference, needs_lengths
+        base = getattr(fn, "func", fn)
+        self.name = getattr(base, "__name__", type(base).__name__)
+        self.hparams = dict(getattr(fn, "keywords", {}))
 
     def __call__(self, logps, ref_logps, mask, lengths=None, rewards=None) -> Tensor:
         if self.needs_reference and ref_logps is None:
@@ -303,7 +281,7 @@ class Objective:
         if self.needs_lengths and lengths is None:
             raise ValueError(f"objective {self.name!r} needs response lengths (lengths)")
         mask = mask.bool()
-        loss = self.fn(logps, ref_logps, mask, lengths, rewards, **self.hparams)
+        loss = self.fn(logps, ref_logps, mask, lengths, rewards)
         if self.sft_weight:
             loss = loss + self.sft_weight * sft_term(logps, mask, lengths)
         return loss
@@ -312,6 +290,47 @@ class Objective:
         return f"Objective({self.name!r}, sft_weight={self.sft_weight}, {self.hparams})"
 
 
-def build(name: str, **hparams) -> Objective:
-    """The objective `name` with its hyperparameters; unknown names list the known ones."""
-    return Objective(name, **hparams)
+def from_config(node) -> Objective:
+    """The objective of an `objective` config node: its `_target_` with its hyperparameters bound,
+    and its capabilities. Unknown hyperparameters fail here, naming the ones it takes."""
+    from hydra.utils import instantiate
+
+    from larpo.config import ConfigError, component
+
+    fn = instantiate(component(node, "objective"))  # a function: `_partial_: true` binds its keywords
+    base = getattr(fn, "func", fn)
+    try:
+        if base is not fn:
+            inspect.signature(base).bind(None, None, None, None, None, **fn.keywords)
+    except TypeError as err:
+        allowed = [p.name for p in inspect.signature(base).parameters.values() if p.kind is p.KEYWORD_ONLY]
+        raise ConfigError(
+            "objective", node.get("_target_"), f"{err}", f"its hyperparameters are {allowed + ['sft_weight']}"
+        ) from None
+    return Objective(fn, node.get("sft_weight", 0.0), node.get("needs_reference", True),
+                     node.get("needs_lengths", False))
+
+
+def build(name: str, config_dir: str | None = None, **hparams) -> Objective:
+    """The objective option `name` (a file of the objective group, shipped or in `config_dir`),
+    composed with Hydra and instantiated, with `hparams` (and `sft_weight`) overriding its keys.
+    Keys not given keep the config's defaults (`beta` 0.1, `sft_weight` 1.0 for most objectives).
+    The programmatic entry point for notebooks and tests; unknown names list the known ones."""
+    from omegaconf import open_dict
+
+    from larpo.config import ConfigError, compose
+
+    from hydra.errors import MissingConfigException
+
+    try:
+        node = compose([f"objective={name}"], config_dir=config_dir).objective
+    except MissingConfigException as err:
+        known = ", ".join(sorted(err.options or []))
+        raise ValueError(f"unknown objective {name!r}; known objectives: {known}") from None
+    with open_dict(node):
+        for key, value in hparams.items():
+            node[key] = value
+    try:
+        return from_config(node)
+    except ConfigError as err:
+        raise ValueError(str(err)) from None

@@ -2,48 +2,54 @@
 
 `score(prompts, candidates)` returns one reward per candidate. A list-relative reward model
 (`list_relative = True`, e.g. a pairwise ranker) must be re-run on merged lists, because its scores
-depend on the other candidates of the list.
+depend on the other candidates of the list. Each option of the `reward_model` group names one of
+these classes (or a user's) with `_target_` and `_partial_: true`; it is built with the
+run's `RewardContext` as `context`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import random
-from pathlib import Path
+from dataclasses import dataclass
 
-import pytorch_lightning as pl
 import torch
-from omegaconf import DictConfig, OmegaConf
-from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
-from transformers import (
-    AutoModelForSequenceClassification,
-    AutoTokenizer,
-)
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from larpo.models import save_atomic
 from larpo.sequences import messages, unflatten, uses_chat_template
-from larpo.sft import stage_trainer, task_from_config
+from larpo.source import Source
 from larpo.sources import answers_match
-from larpo.worlds.arithmetic import ArithmeticTask, build_tokenizer, judge, true_answer, unrelated_response
 
 log = logging.getLogger(__name__)
 
 
+@dataclass
+class RewardContext:
+    """What a reward model may need from the run: each option's `_partial_` target takes it as
+    `context` and uses only what it needs."""
+
+    source: Source  # reference answers, gold judge, an embedded world's task
+    policy_path: str  # the initial policy (a learned reward model starts from its backbone)
+    cache_dir: str
+    seed: int
+    device: str | None = None
+    progress: bool = True
+
+
 class JudgeReward:
-    """The gold judge used as the reward model (`reward_model=judge`)."""
+    """The data source's gold judge used as the reward model (`reward_model=judge`)."""
 
     list_relative = False
 
-    def __init__(self, progress: bool = True):
-        self.progress = progress
+    def __init__(self, context: RewardContext):
+        if context.source.judge is None:
+            raise ValueError("reward_model=judge needs a data source with a gold judge, e.g. data=arithmetic")
+        self.judge, self.progress = context.source.judge, context.progress
 
     def score(self, prompts: list[str], candidates: list[list[str]]) -> list[list[float]]:
         pairs = zip(prompts, candidates, strict=True)
         return [
-            [judge(p, r) for r in rs]
+            [self.judge(p, r) for r in rs]
             for p, rs in tqdm(pairs, total=len(prompts), desc="score", disable=not self.progress, leave=False)
         ]
 
@@ -62,11 +68,11 @@ class SequenceClassifierReward:
         self,
         path: str,
         batch_size: int = 512,
-        progress: bool = True,
         trust_remote_code: bool = False,
         dtype: str | None = None,
-        device: str | None = None,
+        context: RewardContext | None = None,
     ):
+        device, progress = (context.device, context.progress) if context else (None, True)
         self.tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
@@ -111,7 +117,8 @@ class PairRMReward:
 
     list_relative = True
 
-    def __init__(self, path: str = "llm-blender/PairRM", batch_size: int = 16, progress: bool = True):
+    def __init__(self, path: str = "llm-blender/PairRM", batch_size: int = 16, context: RewardContext | None = None):
+        progress = context.progress if context else True
         try:
             import llm_blender
         except ImportError:
@@ -136,8 +143,10 @@ class VerifierReward:
 
     list_relative = False
 
-    def __init__(self, reference, progress: bool = True):
-        self.reference, self.progress = reference, progress
+    def __init__(self, context: RewardContext):
+        if context.source.reference is None:
+            raise ValueError("reward_model=verifier needs reference answers, e.g. data=gsm8k")
+        self.reference, self.progress = context.source.reference, context.progress
 
     def score(self, prompts: list[str], candidates: list[list[str]]) -> list[list[float]]:
         out = []
@@ -151,111 +160,3 @@ class VerifierReward:
             ref = self.reference(p)
             out.append([float(ref is not None and answers_match(r, ref)) for r in rs])
         return out
-
-
-# --- the learned reward model of the embedded world ---------------------------------------------
-
-
-class _BradleyTerry(pl.LightningModule):
-    """-log sigmoid(r(better) - r(worse)) on judge comparisons with flipped labels."""
-
-    def __init__(self, model, lr: float):
-        super().__init__()
-        self.model, self.lr = model.train(), lr
-
-    def training_step(self, batch, _):
-        r = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, 0]
-        loss = -torch.nn.functional.logsigmoid(r[0::2] - r[1::2]).mean()
-        self.log("rm/loss", loss, prog_bar=True)
-        return loss
-
-    def configure_optimizers(self):
-        return torch.optim.AdamW(self.model.parameters(), lr=self.lr)
-
-
-def train_learned_reward(
-    task: ArithmeticTask, rm_cfg: DictConfig, seed: int, out_dir: Path, init_path: str, progress: bool = True
-) -> Path:
-    """Train a tiny reward model on noisy judge comparisons of plausible answers.
-
-    Like a real reward model it starts from the SFT policy's weights, with a new scalar head.
-    Pairs are the exact answer against a near miss (`truth_share` of them), two near misses, or a
-    near miss against a malformed answer: the answers a policy gives. Each pair is ordered by the
-    judge, then flipped with probability `label_noise`, so the reward model is an imperfect
-    reranker, like a real one.
-    """
-    rng = random.Random(seed)
-    tokenizer = build_tokenizer()
-    tokenizer.padding_side = "right"
-    pairs = []
-    for prompt in task.prompts(rm_cfg.pairs, seed=seed + 7):
-        truth = true_answer(prompt)
-        near = [str(truth + d) for d in range(-task.noise_scale, task.noise_scale + 1) if d]
-        if rng.random() < rm_cfg.truth_share:  # the exact answer against a near miss
-            a, b = str(truth), rng.choice(near)
-        else:  # two near misses, or a near miss against a malformed answer
-            a, b = rng.sample(near, 2) if rng.random() < 0.8 else (rng.choice(near), unrelated_response(rng))
-        better, worse = (a, b) if judge(prompt, a) >= judge(prompt, b) else (b, a)
-        if rng.random() < rm_cfg.label_noise:
-            better, worse = worse, better
-        pairs.append((prompt + better, prompt + worse))
-
-    def collate(batch):
-        return tokenizer([t for pair in batch for t in pair], padding=True, return_tensors="pt")
-
-    loader = DataLoader(
-        pairs,
-        batch_size=rm_cfg.batch_size,
-        shuffle=True,
-        collate_fn=collate,
-        generator=torch.Generator().manual_seed(seed),
-    )
-    torch.manual_seed(seed)
-    model = AutoModelForSequenceClassification.from_pretrained(init_path, num_labels=1)
-    pl.seed_everything(seed, verbose=False)
-    trainer = stage_trainer(progress, max_epochs=rm_cfg.epochs)
-    trainer.fit(_BradleyTerry(model, rm_cfg.lr), loader)
-    return save_atomic(out_dir, model, tokenizer)
-
-
-def learned_reward_path(
-    task: ArithmeticTask, rm_cfg: DictConfig, cache_dir: str, seed: int, init_path: str, progress: bool = True
-) -> Path:
-    """Directory of the learned reward model, trained first if not cached (keyed by its config)."""
-    key = json.dumps(
-        {"task": task.__dict__, "rm": OmegaConf.to_container(rm_cfg), "seed": seed, "init": str(init_path)},
-        sort_keys=True,
-        default=str,
-    )
-    path = Path(cache_dir).expanduser() / f"rm-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
-    if not (path / "config.json").exists():
-        log.info("reward model: training the learned reward model")
-        train_learned_reward(task, rm_cfg, seed, path, init_path, progress)
-    return path
-
-
-def build_reward_model(cfg: DictConfig, policy_path: str, reference=None, device: str | None = None):
-    """The reward model named by `cfg.reward_model.name` (`reference`: gold answers, for the verifier)."""
-    rm, name = cfg.reward_model, cfg.reward_model.name
-    if name == "judge":
-        return JudgeReward(progress=cfg.progress)
-    if name == "learned":
-        task = task_from_config(cfg.data)
-        path = learned_reward_path(task, rm, cfg.model.cache_dir, cfg.seed, policy_path, cfg.progress)
-        return SequenceClassifierReward(str(path), progress=cfg.progress)
-    if name == "sequence_classifier":
-        return SequenceClassifierReward(
-            rm.path,
-            batch_size=rm.batch_size,
-            progress=cfg.progress,
-            trust_remote_code=rm.trust_remote_code,
-            dtype=rm.get("dtype"),
-            device=device,
-        )
-    if name == "pairrm":
-        return PairRMReward(rm.path, batch_size=rm.batch_size, progress=cfg.progress)
-    if name == "verifier":
-        return VerifierReward(reference, progress=cfg.progress)
-    raise ValueError(
-        f"unknown reward_model {name!r}: use judge, learned, sequence_classifier, pairrm or verifier"
-    )

@@ -1,6 +1,5 @@
-"""Where prompts, gold answers and the evaluation judge come from (`conf/data/`).
+"""Data sources of real data (`src/larpo/conf/data/`); the embedded world's is in worlds/arithmetic.
 
-- arithmetic:    the embedded world, generated from a seed (the default);
 - gsm8k:         question/answer records; the reference answer feeds the verifier and the negatives;
 - ultrafeedback: prompts in the chat-message format; no gold judge, so no built-in evaluation:
                  export answers with `larpo-generate` and judge them with AlpacaEval;
@@ -8,135 +7,131 @@
                  completions, converted), trained on offline.
 
 A file is read locally (JSONL, or a JSON list); anything else is a hub id loaded through the
-`datasets` package. A malformed line is skipped and its line number reported, never fatal.
+`datasets` package. Each line is decoded and validated on its own: a bad line is skipped and
+reported with its line number and reason (in the log and in summary.json), never coerced. A file
+with no valid line stops the run.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import random
 import re
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from omegaconf import DictConfig
-
-from larpo.candidates import CandidateList, read_pool
-from larpo.worlds import arithmetic
+from larpo import strict_json
+from larpo.candidates import CandidateList, chat_text, list_from_row
+from larpo.config import ConfigError
+from larpo.source import Source
+from larpo.worlds.arithmetic import source as arithmetic_world
 
 log = logging.getLogger("larpo")
 
-# the unrelated-response negatives of real data: replies to prompts of another dataset (B.4 (1))
-UNRELATED = [
-    "Here is a haiku about autumn leaves: red and gold they fall, the wind carries them away.",
-    "The capital of Australia is Canberra, not Sydney.",
-    "To make a cup of tea, steep the leaves in hot water for three to five minutes.",
-    "Photosynthesis turns light, water and carbon dioxide into sugar and oxygen.",
-    "I would recommend reading the documentation of the library before upgrading it.",
-    "A good stretching routine warms up the muscles before a run.",
-]
+
+class Records:
+    """The good records of a file, and the lines skipped with their reasons."""
+
+    def __init__(self, path: str):
+        self.path, self.rows, self.skipped = str(path), [], []
+
+    def skip(self, line: int, reason: str) -> None:
+        log.warning("%s:%d: skipped (%s)", self.path, line, reason)
+        self.skipped.append({"file": self.path, "line": line, "reason": reason})
+
+    def report(self) -> dict:
+        return {"lines_read": len(self.rows) + len(self.skipped), "skipped_lines": self.skipped}
 
 
-@dataclass
-class Source:
-    """Training prompts, held-out prompts, and what is known about their answers."""
-
-    train: list[str]
-    eval: list[str]
-    reference: Callable[[str], str | None] | None = None  # the gold answer text, where there is one
-    judge: Callable[[str, str], float] | None = None  # gold judge for evaluation (None: none built in)
-    unrelated: Callable[[random.Random], str] = arithmetic.unrelated_response
-    given: list[CandidateList] | None = None  # data=lists: the lists to train on
-    report: dict = field(default_factory=dict)  # lines read, malformed line numbers
-
-
-# --- reading records --------------------------------------------------------------------------
-
-
-def read_records(path: str, split: str = "train", name: str | None = None) -> tuple[list[dict], list[int]]:
-    """Records of a JSONL / JSON file, or of a hub dataset split (needs `datasets`); with the
-    line numbers of malformed lines."""
+def read_records(path: str, split: str = "train", name: str | None = None) -> Records:
+    """(line number, record) pairs of a JSONL / JSON file, or of a hub dataset split (needs
+    `datasets`); bad lines are skipped with their reasons."""
+    out = Records(path)
     local = Path(path).expanduser()
     if local.is_file():
-        text = local.read_text()
-        if local.suffix == ".json" and text.lstrip().startswith("["):
-            return [r for r in json.loads(text) if isinstance(r, dict)], []
-        records, bad = [], []
-        for n, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
+        if local.suffix == ".json":
             try:
-                row = json.loads(line)
-                if not isinstance(row, dict):
-                    raise ValueError("not a JSON object")
-                records.append(row)
-            except ValueError as err:
-                log.warning("%s:%d: skipped malformed line (%s)", local, n, err)
-                bad.append(n)
-        return records, bad
-    try:
-        import datasets
-    except ImportError:
-        raise ImportError(
-            f"data.path={path} is not a local file, and loading it from the hub needs the datasets "
-            'package: pip install datasets (or pip install -e ".[hub]")'
-        ) from None
-    return [dict(r) for r in datasets.load_dataset(path, name, split=split)], []
+                rows = strict_json.loads(local.read_text(encoding="utf-8"))
+            except (UnicodeDecodeError, ValueError) as err:
+                out.skip(1, f"not a JSON file ({err})")
+                return out
+            for n, row in enumerate(rows if isinstance(rows, list) else [rows], start=1):
+                out.rows.append((n, row)) if isinstance(row, dict) else out.skip(n, "not a JSON object")
+            return out
+        for n, row, reason in strict_json.read_lines(local):
+            out.rows.append((n, row)) if row is not None else out.skip(n, reason)
+        return out
+    import datasets  # a hub id; the config check has made sure the package is there
+
+    out.rows = list(enumerate((dict(r) for r in datasets.load_dataset(path, name, split=split)), start=1))
+    return out
 
 
-def chat_prompt(row: dict) -> str | None:
-    """The prompt of a chat-format record: `prompt` text, or its `messages` up to the last user
-    turn (one turn becomes its text, several a JSON list of {role, content})."""
-    turns = row.get("messages") or (row["prompt"] if isinstance(row.get("prompt"), list) else None)
+def _nonempty(records: Records, what: str, key: str) -> None:
+    if not records.rows:
+        reasons = "; ".join(f"line {s['line']}: {s['reason']}" for s in records.skipped[:3])
+        raise ConfigError(key, records.path, f"has no valid {what} ({reasons or 'empty'})", "check the file")
+
+
+def chat_prompt(row: dict) -> str:
+    """The prompt of a chat-format record: `prompt` text or messages, or its `messages` up to the
+    last user turn (one turn becomes its text, several a JSON list of {role, content})."""
+    turns = row.get("messages")
     if turns is None:
-        prompt = row.get("prompt") or row.get("instruction")
-        return str(prompt) if prompt else None
-    users = [i for i, t in enumerate(turns) if t.get("role") == "user"]
+        prompt = row.get("prompt", row.get("instruction"))
+        return chat_text(prompt)
+    if not isinstance(turns, list):
+        raise ValueError("messages must be a list of {role, content}")
+    users = [i for i, t in enumerate(turns) if isinstance(t, dict) and t.get("role") == "user"]
     if not users:
-        return None
-    turns = [{"role": t["role"], "content": t["content"]} for t in turns[: users[-1] + 1]]
-    return turns[0]["content"] if len(turns) == 1 else json.dumps(turns)
+        raise ValueError("messages has no user turn")
+    return chat_text(turns[: users[-1] + 1])
 
 
-def ultrafeedback_lists(records: list[dict]) -> list[CandidateList]:
-    """UltraFeedback records (an `instruction` and rated `completions`) as ranked lists: the
+def _prompts(records: Records) -> list[str]:
+    out = []
+    for n, row in records.rows:
+        try:
+            out.append(chat_prompt(row))
+        except ValueError as err:
+            records.skip(n, str(err))
+    return out
+
+
+def ultrafeedback_list(row: dict) -> CandidateList:
+    """An UltraFeedback record (an `instruction` and rated `completions`) as a ranked list: the
     reward of a completion is its `overall_score`, or the mean of its aspect ratings."""
+    completions = row.get("completions")
+    if not isinstance(completions, list) or not completions:
+        raise ValueError("completions must be a non-empty list")
+    responses, rewards = [], []
+    for c in completions:
+        if not isinstance(c, dict):
+            raise ValueError("each completion must be an object")
+        score = c.get("overall_score")
+        if score is None:
+            ratings = [a.get("Rating") for a in (c.get("annotations") or {}).values() if isinstance(a, dict)]
+            ratings = [float(r) for r in ratings if isinstance(r, str) and re.fullmatch(r"\d+(\.\d+)?", r)]
+            score = sum(ratings) / len(ratings) if ratings else None
+        responses.append(c.get("response"))
+        rewards.append(score)
+    return list_from_row({"prompt": chat_prompt(row), "responses": responses, "rewards": rewards})
+
+
+def read_lists(path: str) -> tuple[list[CandidateList], Records]:
+    """Pool-format lists, or UltraFeedback records (recognised by their `completions`)."""
+    records = read_records(path)
     lists = []
-    for row in records:
-        prompt = chat_prompt(row)
-        responses, rewards = [], []
-        for c in row.get("completions") or []:
-            score = c.get("overall_score")
-            if score is None:
-                ratings = [
-                    float(a["Rating"])
-                    for a in (c.get("annotations") or {}).values()
-                    if isinstance(a, dict) and str(a.get("Rating", "")).replace(".", "", 1).isdigit()
-                ]
-                score = sum(ratings) / len(ratings) if ratings else math.nan
-            responses.append(str(c.get("response", "")))
-            rewards.append(float(score))
-        if prompt and responses:
-            k = len(responses)
-            lists.append(CandidateList(prompt, responses, rewards, [math.nan] * k, [0] * k, ["given"] * k))
-    return lists
-
-
-def read_lists(path: str) -> tuple[list[CandidateList], list[int]]:
-    """Pool-format lists, or UltraFeedback records (detected by their `completions`)."""
-    with open(Path(path).expanduser()) as f:
-        first = next((line for line in f if line.strip()), "")
-    try:
-        is_ultrafeedback = "completions" in json.loads(first)
-    except ValueError:
-        is_ultrafeedback = False
-    if is_ultrafeedback:
-        records, bad = read_records(path)
-        return ultrafeedback_lists(records), bad
-    return read_pool(Path(path).expanduser())
+    for n, row in records.rows:
+        try:
+            lst = ultrafeedback_list(row) if "completions" in row else list_from_row(row)
+            lst.sources = ["given"] * len(lst) if "completions" in row else lst.sources
+            lst.temperatures = [math.nan] * len(lst) if "completions" in row else lst.temperatures
+            lists.append(lst)
+        except ValueError as err:
+            records.skip(n, str(err))
+    records.rows = [r for r in records.rows if r[0] not in {s["line"] for s in records.skipped}]
+    return lists, records
 
 
 # --- GSM8K answers -------------------------------------------------------------------------------
@@ -173,91 +168,99 @@ def _sample(items: list[str], n: int | None, seed: int) -> list[str]:
     return random.Random(seed).sample(items, n)
 
 
-def _split(records: list[str], cfg: DictConfig, seed: int, eval_records: list[str] | None):
-    """Training and held-out prompts: the eval file when given, else a seeded hold-out."""
-    n_eval = cfg.eval_prompts or 0
-    if eval_records is not None:
-        held_out = _sample(eval_records, n_eval, cfg.eval_seed) if n_eval else []
-    else:
-        held_out = _sample(records, n_eval, cfg.eval_seed) if n_eval else []
+def _split(prompts, n_train, n_eval, seed, eval_seed, eval_prompts_given):
+    """Training and held-out prompts: the eval file's when given, else a seeded hold-out."""
+    pool = eval_prompts_given if eval_prompts_given is not None else prompts
+    held_out = _sample(pool, n_eval, eval_seed) if n_eval else []
     excluded = set(held_out)
-    train = [p for p in dict.fromkeys(records) if p not in excluded]
-    return _sample(train, cfg.prompts_per_iteration, seed), held_out
+    train = [p for p in dict.fromkeys(prompts) if p not in excluded]
+    return _sample(train, n_train, seed), held_out
 
 
-def load_source(cfg: DictConfig, n_prompts: int) -> Source:
-    """The source named by `cfg.data.name` (`n_prompts` training prompts where it samples them)."""
-    data, seed = cfg.data, cfg.seed
-    if data.name == "arithmetic":
-        task = arithmetic.ArithmeticTask(**data.task)
-        held_out = task.prompts(data.eval_prompts, seed=data.eval_seed) if data.eval_prompts else []
-        return Source(
-            task.prompts(n_prompts, seed=seed + 101, exclude=set(held_out)),
-            held_out,
-            reference=lambda p: str(arithmetic.true_answer(p)),
-            judge=arithmetic.judge,
-        )
-    if data.name == "lists":
-        given, bad = read_lists(data.path)
-        source = load_source(_with(cfg, data.evaluate_on), 0) if data.get("evaluate_on") else None
-        return Source(
-            sorted({lst.prompt for lst in given}),
-            source.eval if source else [],
-            reference=source.reference if source else None,
-            judge=source.judge if source else None,
-            given=given,
-            report={"lists_read": len(given), "malformed_lines": bad},
-        )
-    if data.name == "gsm8k":
-        records, bad = read_records(data.path, data.split, data.get("subset"))
-        eval_records, bad_eval = (
-            read_records(data.eval_path, data.eval_split, data.get("subset"))
-            if data.eval_path
-            else (None, [])
-        )
-        answers = {}
-        for row in records + (eval_records or []):
-            if row.get(data.question_key) and row.get(data.answer_key):
-                answers[str(row[data.question_key])] = str(row[data.answer_key])
-        questions = [str(r[data.question_key]) for r in records if str(r.get(data.question_key)) in answers]
-        eval_qs = [
-            str(r[data.question_key]) for r in eval_records or [] if str(r.get(data.question_key)) in answers
-        ]
-        cfg_n = _with_prompts(data, n_prompts)
-        train, held_out = _split(questions, cfg_n, seed, eval_qs if eval_records is not None else None)
-        return Source(
-            train,
-            held_out,
-            reference=answers.get,
-            judge=lambda p, r: float(answers_match(r, answers[p])),
-            unrelated=lambda rng: rng.choice(UNRELATED),
-            report={"records": len(records), "malformed_lines": bad + bad_eval},
-        )
-    if data.name == "ultrafeedback":
-        records, bad = read_records(data.path, data.split)
-        prompts = [p for p in map(chat_prompt, records) if p]
-        eval_records = None
-        if data.eval_path:
-            rows, more_bad = read_records(data.eval_path, data.eval_split)
-            eval_records, bad = [p for p in map(chat_prompt, rows) if p], bad + more_bad
-        train, held_out = _split(prompts, _with_prompts(data, n_prompts), seed, eval_records)
-        return Source(
-            train,
-            held_out,
-            unrelated=lambda rng: rng.choice(UNRELATED),
-            report={"records": len(records), "malformed_lines": bad},
-        )
-    raise ValueError(f"unknown data {data.name!r}: use arithmetic, gsm8k, ultrafeedback or lists")
+def gsm8k(
+    path: str,
+    subset: str | None,
+    split: str,
+    eval_path: str | None,
+    eval_split: str,
+    question_key: str,
+    answer_key: str,
+    prompts_per_iteration: int,
+    eval_prompts: int,
+    eval_seed: int,
+    seed: int,
+) -> Source:
+    """GSM8K-style question/answer records; the answer is the reference (verifier, negatives, evaluation)."""
+    files = [read_records(path, split, subset)] + ([read_records(eval_path, eval_split, subset)] if eval_path else [])
+    answers, questions = {}, [[] for _ in files]
+    for part, records in zip(questions, files, strict=True):
+        for n, row in records.rows:
+            q, a = row.get(question_key), row.get(answer_key)
+            if not isinstance(q, str) or not q.strip() or not isinstance(a, str) or not a.strip():
+                records.skip(n, f"needs non-empty strings {question_key!r} and {answer_key!r}")
+                continue
+            answers[q] = a
+            part.append(q)
+    _nonempty_questions(files[0], questions[0], "data.path")
+    train, held_out = _split(
+        questions[0], prompts_per_iteration, eval_prompts, seed, eval_seed, questions[1] if eval_path else None
+    )
+    return Source(
+        train,
+        held_out,
+        reference=answers.get,
+        judge=lambda p, r: float(answers_match(r, answers[p])),
+        report=_report(files),
+    )
 
 
-def _with_prompts(data: DictConfig, n: int) -> DictConfig:
-    out = data.copy()
-    out.prompts_per_iteration = n
-    return out
+def _nonempty_questions(records: Records, questions: list[str], key: str) -> None:
+    if not questions:
+        records.rows = []
+        _nonempty(records, "record", key)
 
 
-def _with(cfg: DictConfig, name: str) -> DictConfig:
-    """`cfg` with data.name replaced (data=lists borrows the evaluation of another source)."""
-    out = cfg.copy()
-    out.data.name = name
-    return out
+def _report(files: list[Records]) -> dict:
+    return {
+        "lines_read": sum(f.report()["lines_read"] for f in files),
+        "skipped_lines": [s for f in files for s in f.skipped],
+    }
+
+
+def ultrafeedback(
+    path: str,
+    split: str,
+    eval_path: str | None,
+    eval_split: str,
+    prompts_per_iteration: int,
+    eval_prompts: int,
+    eval_seed: int,
+    seed: int,
+) -> Source:
+    """Chat-format prompts with no gold judge: evaluate with larpo-generate and AlpacaEval."""
+    files = [read_records(path, split)] + ([read_records(eval_path, eval_split)] if eval_path else [])
+    prompts = [_prompts(f) for f in files]
+    _nonempty_questions(files[0], prompts[0], "data.path")
+    train, held_out = _split(
+        prompts[0], prompts_per_iteration, eval_prompts, seed, eval_seed, prompts[1] if eval_path else None
+    )
+    return Source(train, held_out, report=_report(files))
+
+
+def lists(path: str, evaluate: bool, task, prompts_per_iteration: int, eval_prompts: int, eval_seed: int, seed: int) -> Source:
+    """Given ranked lists (offline training). With `evaluate`, the arithmetic world's held-out
+    prompts and gold judge evaluate the policy (the keys it shares with data=arithmetic)."""
+    given, records = read_lists(path)
+    if not given:
+        _nonempty(records, "list", "data.path")
+    world = arithmetic_world.arithmetic(task, 0, eval_prompts, eval_seed, seed) if evaluate else None
+    return Source(
+        sorted({lst.prompt for lst in given}),
+        world.eval if world else [],
+        reference=world.reference if world else None,
+        judge=world.judge if world else None,
+        given=given,
+        report={"lists_read": len(given), **_report([records])},
+        task=task,
+    )
+

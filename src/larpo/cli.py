@@ -1,0 +1,140 @@
+"""The command line: `larpo`, `larpo-sft` and `larpo-generate`.
+
+Each entry point composes the config with Hydra (configs ship in this package, `conf/`; users add
+folders with `--config-dir`) and checks it against the typed schema before anything heavy is
+imported: `--help`, `--cfg job`, tab completion and every config error cost what Hydra costs.
+torch, transformers, Lightning and W&B are imported only when a run starts (the imports inside
+the functions below, the only deferred imports of the package).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from larpo.config import GROUP_SCHEMAS, ConfigError, check, check_node
+
+log = logging.getLogger("larpo")
+
+# keys a resumed run may change: how it reports, not what it computes
+RESUME_SAFE = ("progress", "logger", "save_policy", "trainer.log_every_n_steps")
+
+
+def fail(prog: str, err: ConfigError) -> None:
+    print(f"{prog}: {err}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def _overrides() -> list[str]:
+    try:
+        return list(HydraConfig.get().overrides.task)
+    except ValueError:  # composed outside a Hydra app
+        return []
+
+
+def _single_run() -> bool:
+    try:
+        return HydraConfig.get().mode == RunMode.RUN
+    except ValueError:
+        return False
+
+
+def resumed(cfg: DictConfig, overrides: list[str]) -> DictConfig:
+    """`resume=<run_dir>`: that run's config (its `config.yaml`), with the overrides that are safe
+    to change applied; any other override is refused, never dropped silently."""
+    run_dir = Path(cfg.resume).expanduser()
+    saved = run_dir / "config.yaml"
+    if not saved.is_file():
+        raise ConfigError("resume", cfg.resume, "holds no config.yaml", "give the directory of a larpo run")
+    old = OmegaConf.load(saved)
+    changed = [o for o in overrides if not o.startswith(("resume=", "hydra."))]
+    unsafe = [o for o in changed if not o.lstrip("+~").split("=")[0].startswith(RESUME_SAFE)]
+    if unsafe:
+        raise ConfigError(
+            "resume", cfg.resume, f"a resumed run keeps its config, so {' '.join(unsafe)} cannot apply",
+            f"drop them (only {', '.join(RESUME_SAFE)} may change), or start a new run",
+        )
+    with open_dict(old):
+        for o in changed:
+            key = o.lstrip("+").split("=", 1)[0]
+            OmegaConf.update(old, key, OmegaConf.select(cfg, key), merge=False)
+        old.run_dir, old.resume = str(run_dir), str(run_dir)
+    return old
+
+
+def _on_sigterm(signum, frame):
+    raise KeyboardInterrupt  # a preempted cluster job stops like Ctrl-C: cleanly, with the resume hint
+
+
+@hydra.main(config_path="conf", config_name="train", version_base="1.3")
+def _train(cfg: DictConfig) -> float | None:
+    try:
+        if cfg.experiment_name and _single_run():
+            raise ConfigError("experiment", cfg.experiment_name, "is a sweep over settings and seeds", "add -m: larpo -m experiment=...")
+        if cfg.resume:
+            cfg = resumed(cfg, _overrides())
+        check(cfg)
+    except ConfigError as err:
+        fail("larpo", err)
+    from larpo.train import run  # the heavy part: torch, transformers, Lightning
+
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        summary = run(cfg)
+    except ConfigError as err:
+        fail("larpo", err)
+    except (KeyboardInterrupt, SystemExit) as err:
+        if isinstance(err, SystemExit) and err.code in (0, None):
+            raise
+        print(f"\nlarpo: stopped. Continue this run with:\n  larpo resume={cfg.run_dir}", file=sys.stderr)
+        raise SystemExit(130) from None
+    return summary["final"].get("win_rate_vs_sft")
+
+
+def train() -> None:
+    """`larpo`: the LarPO loop."""
+    _train()
+
+
+@hydra.main(config_path="conf", config_name="sft", version_base="1.3")
+def _sft(cfg: DictConfig) -> None:
+    try:
+        check(cfg)
+    except ConfigError as err:
+        fail("larpo-sft", err)
+    from larpo.worlds.arithmetic.sft import sft_metrics
+
+    print(json.dumps(sft_metrics(cfg.model, cfg.data, cfg.seed, cfg.progress), indent=2))
+
+
+def sft() -> None:
+    """`larpo-sft`: build (or load) the SFT policy of the arithmetic world, print its metrics."""
+    _sft()
+
+
+@hydra.main(config_path="conf", config_name="generate", version_base="1.3")
+def _generate(cfg: DictConfig) -> None:
+    try:
+        if OmegaConf.is_missing(cfg, "prompts") or not Path(str(cfg.prompts)).expanduser().is_file():
+            prompts = "???" if OmegaConf.is_missing(cfg, "prompts") else cfg.prompts
+            raise ConfigError("prompts", prompts, "is not a file", "give a JSON or JSONL file of prompts")
+        for group in ("model", "generator"):
+            check_node(cfg[group], GROUP_SCHEMAS[group], f"{group}.")
+    except ConfigError as err:
+        fail("larpo-generate", err)
+    from larpo.export import generate
+
+    generate(cfg)
+
+
+def generate() -> None:
+    """`larpo-generate`: a policy's answers to a prompt file, in AlpacaEval's format."""
+    _generate()

@@ -1,0 +1,38 @@
+"""What a data source gives a run: training prompts, held-out prompts, and what is known about
+their answers. Each option of the `data` group names a function that returns a `Source`."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from larpo.candidates import CandidateList
+
+# the unrelated-response negatives of real data: replies to prompts of another dataset (B.4 (1))
+UNRELATED = [
+    "Here is a haiku about autumn leaves: red and gold they fall, the wind carries them away.",
+    "The capital of Australia is Canberra, not Sydney.",
+    "To make a cup of tea, steep the leaves in hot water for three to five minutes.",
+    "Photosynthesis turns light, water and carbon dioxide into sugar and oxygen.",
+    "I would recommend reading the documentation of the library before upgrading it.",
+    "A good stretching routine warms up the muscles before a run.",
+]
+
+
+def unrelated_text(rng: random.Random) -> str:
+    return rng.choice(UNRELATED)
+
+
+@dataclass
+class Source:
+    """Training prompts, held-out prompts, and what is known about their answers."""
+
+    train: list[str]
+    eval: list[str]
+    reference: Callable[[str], str | None] | None = None  # the gold answer text, where there is one
+    judge: Callable[[str, str], float] | None = None  # gold judge for evaluation (None: none built in)
+    unrelated: Callable[[random.Random], str] = unrelated_text
+    given: list[CandidateList] | None = None  # data=lists: the lists to train on
+    report: dict = field(default_factory=dict)  # lines read, skipped lines with their reasons
+    task: object | None = None  # an embedded world's task (its SFT and learned reward model use it)

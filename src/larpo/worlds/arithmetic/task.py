@@ -1,0 +1,116 @@
+"""The arithmetic task: prompts, a character tokenizer, noisy SFT targets and a gold judge.
+
+It stands in for a real task offline: prompts such as ``37+48=``, a policy that answers with
+characters, and a judge that knows the true answer. Everything is generated from a seed.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
+
+CHARS = list("0123456789+-*=")
+PAD, BOS, EOS, UNK = "<pad>", "<s>", "</s>", "<unk>"
+_PROMPT = re.compile(r"^\s*(-?\d+)\s*([+\-*])\s*(-?\d+)\s*=\s*$")
+_ANSWER = re.compile(r"^\s*(-?\d+)\s*$")
+
+
+def build_tokenizer():
+    """A character-level tokenizer built with `tokenizers`, wrapped as a transformers tokenizer.
+
+    It prepends ``<s>`` to every encoded text, pads on the left (for batched generation) and
+    saves/loads with ``save_pretrained`` / ``AutoTokenizer.from_pretrained`` like a hub tokenizer.
+    """
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {tok: i for i, tok in enumerate([PAD, BOS, EOS, UNK, *CHARS])}
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
+    tok.pre_tokenizer = pre_tokenizers.Split(pattern="", behavior="isolated")
+    tok.decoder = decoders.Fuse()  # characters join back without spaces
+    tok.post_processor = processors.TemplateProcessing(
+        single=f"{BOS} $A", pair=f"{BOS} $A $B", special_tokens=[(BOS, vocab[BOS])]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token=BOS,
+        eos_token=EOS,
+        pad_token=PAD,
+        unk_token=UNK,
+        padding_side="left",
+        clean_up_tokenization_spaces=False,
+    )
+
+
+def true_answer(prompt: str) -> int | None:
+    """The exact answer to an arithmetic prompt, or None if the prompt is not one."""
+    m = _PROMPT.match(prompt)
+    if m is None:
+        return None
+    a, op, b = int(m.group(1)), m.group(2), int(m.group(3))
+    return a + b if op == "+" else a - b if op == "-" else a * b
+
+
+def parse_answer(response: str) -> int | None:
+    """The integer a response states, or None when it states none (empty, garbled)."""
+    m = _ANSWER.match(response)
+    return int(m.group(1)) if m else None
+
+
+def judge(prompt: str, response: str) -> float:
+    """Gold reward: 1.0 for the exact answer, 1/(1+|error|) when off, 0.0 when unparsable."""
+    truth, answer = true_answer(prompt), parse_answer(response)
+    if truth is None or answer is None:
+        return 0.0
+    return 1.0 / (1.0 + abs(answer - truth))
+
+
+@dataclass(frozen=True)
+class ArithmeticTask:
+    """Prompt distribution: operations drawn uniformly from `ops`, operands uniformly from
+    0..10**max_digits - 1, so sizes mix (one operand in ten has one digit).
+
+    Operands are uniform over values, not over digit counts: the few one-digit sums would
+    otherwise be a quarter of all prompts, and holding out evaluation prompts would remove
+    nearly all of them from training.
+    """
+
+    ops: str = "+-"
+    max_digits: int = 2
+    noise: float = 0.3
+    noise_scale: int = 10
+
+    def _operand(self, rng: random.Random) -> int:
+        return rng.randint(0, 10**self.max_digits - 1)
+
+    def sample_prompt(self, rng: random.Random) -> str:
+        op = rng.choice(self.ops)
+        return f"{self._operand(rng)}{op}{self._operand(rng)}="
+
+    def prompts(self, n: int, seed: int, exclude: set[str] | None = None) -> list[str]:
+        """n prompts from a seeded stream, skipping any in `exclude` (held-out prompts)."""
+        rng, out = random.Random(seed), []
+        while len(out) < n:
+            p = self.sample_prompt(rng)
+            if exclude is None or p not in exclude:
+                out.append(p)
+        return out
+
+    def noisy_target(self, prompt: str, rng: random.Random) -> str:
+        """SFT target: the true answer, or with probability `noise` a nearby wrong one.
+
+        The noise makes the SFT policy imperfect and diverse, which leaves room for preference
+        learning: sampled answers disagree, and the judge can rank them.
+        """
+        truth = true_answer(prompt)
+        if rng.random() < self.noise:
+            offset = rng.randint(1, self.noise_scale) * rng.choice((-1, 1))
+            return str(truth + offset)
+        return str(truth)
+
+
+def unrelated_response(rng: random.Random, length: int = 4) -> str:
+    """A response unrelated to the task: symbols with no number in them (the 'easiest' negative)."""
+    return "".join(rng.choice("+-*=") for _ in range(length))
