@@ -141,7 +141,7 @@ def list_valued(key: str) -> bool:
 def test_every_out_of_range_value_is_rejected_at_compose_in_one_line(option, key, rng, tmp_path):
     value = bad_value(rng)
     setting = f"{key}=[{value}]" if list_valued(key) else f"{key}={value}"
-    overrides = [o for o in [option] if o] + needs_for(*option.split("="), tmp_path) * bool(option)
+    overrides = [option, *needs_for(*option.split("="), tmp_path)] if option else []
     cfg = compose_cfg([*overrides, setting], tmp_path)
     with pytest.raises(ConfigError) as err:
         check(cfg)
@@ -192,7 +192,7 @@ def test_composing_and_checking_through_the_cli_path_never_imports_torch():
         "import sys\n"
         "from larpo.config import check, compose\n"
         "import larpo.cli\n"
-        "cfg = compose(['objective=contrastive', 'reward_model=learned', 'temperature=0.8'])\n"
+        "cfg = compose(['objective=contrastive', 'reward_model=learned', 'temperature=0.8', 'run_dir=/tmp/x'])\n"
         "check(cfg)\n"
         "heavy = [m for m in ('torch', 'transformers', 'pytorch_lightning', 'wandb', 'peft') if m in sys.modules]\n"
         "print(heavy)\n"

@@ -9,7 +9,7 @@ import pytorch_lightning as pl
 import torch
 
 from larpo.candidates import read_pool
-from larpo.negatives import foreign_negatives
+from larpo.negatives import OtherPrompt
 from larpo.sequences import collate, response_logps
 from larpo.train import build, fit
 
@@ -40,8 +40,8 @@ class Probe(pl.Callback):
 
 
 def pool(run_dir, s):
-    lists, bad = read_pool(run_dir / "pool" / f"iteration_{s}.jsonl")
-    assert bad == []
+    lists, skipped = read_pool(run_dir / "pool" / f"iteration_{s}.jsonl")
+    assert skipped == []
     return {lst.prompt: lst for lst in lists}
 
 
@@ -157,7 +157,7 @@ def test_easy_negatives_never_come_from_the_same_prompt():
     rng = random.Random(0)
     prompts = [f"{i}+1=" for i in range(6)]
     samples = [[str(i % 3), str(i % 2), "7"] for i in range(6)]  # overlapping answers across prompts
-    out = foreign_negatives("easy", prompts, samples, 2, rng, None)
+    out = OtherPrompt().foreign(prompts, samples, 2, rng, None)
     for own, picked in zip(samples, out):
         assert picked and not set(picked) & set(own)
 
@@ -180,7 +180,7 @@ def test_easy_and_easiest_runs(micro, tmp_path):
 
 def test_temperatures_diverse_and_scheduled(micro):
     r = build(micro("candidate_list.temperatures=[1.0,1.0,0.5,0.5]", "objective=pairwise", "iterations=1"))
-    assert r.loop.sample_temperatures(1) == [1.0, 1.0, 0.5, 0.5]
+    assert r.loop.sampler.temperatures_of(1) == [1.0, 1.0, 0.5, 0.5]
     summary = fit(r)
     run_dir = __import__("pathlib").Path(summary["config"]["run_dir"])
     temps = {t for lst in pool(run_dir, 1).values() for t in lst.temperatures}
@@ -188,11 +188,11 @@ def test_temperatures_diverse_and_scheduled(micro):
     scheduled = build(
         micro("candidate_list.schedule=[1.2,0.8]", "candidate_list.size=3", "objective=pairwise")
     )
-    assert scheduled.loop.sample_temperatures(1) == [1.2] * 3
-    assert scheduled.loop.sample_temperatures(2) == [0.8] * 3
-    assert scheduled.loop.sample_temperatures(5) == [0.8] * 3  # the last entry holds on
+    assert scheduled.loop.sampler.temperatures_of(1) == [1.2] * 3
+    assert scheduled.loop.sampler.temperatures_of(2) == [0.8] * 3
+    assert scheduled.loop.sampler.temperatures_of(5) == [0.8] * 3  # the last entry holds on
     hardest = build(micro("negatives=hardest", "objective=pairwise"))
-    assert hardest.loop.sample_temperatures(1) == [0.7] * 4
+    assert hardest.loop.sampler.temperatures_of(1) == [0.7] * 4
 
 
 def test_reference_initial_keeps_the_sft_policy(micro):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import MICRO
+from conftest import CONF, MICRO
 
 from larpo.candidates import read_pool
 from larpo.train import build, fit
@@ -72,34 +72,33 @@ def test_a_killed_run_resumes_where_it_stopped_and_ends_the_same(tmp_path, cache
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (
-            ["objective=listmle", "candidate_list.size=3"],
-            "candidate_list.size=3 is too small for objective=listmle with 2 positives + 2 negatives: "
-            "use candidate_list.size>=4",
-        ),
-        (["temperature=0"], "temperature must be > 0"),
-        (["iterations=0"], "iterations=0: use iterations >= 1"),
+        (["iterations=0"], "larpo: iterations=0: must be >= 1; e.g. iterations=3"),
         (
             ["reward_model=sequence_classifier", "reward_model.path=/nonexistent/reward-model"],
-            "reward_model.path=/nonexistent/reward-model: its tokenizer cannot be loaded",
+            "larpo: reward_model.path=/nonexistent/reward-model: does not exist; give an existing path",
         ),
         (
             ["data=lists", "data.path=/nonexistent/lists.jsonl"],
-            "data.path=/nonexistent/lists.jsonl does not exist",
-        ),
-        (
-            ["objective=listmle", "reference=none"],
-            "objective=listmle needs a reference model but reference=none: use reference=behavior",
+            "larpo: data.path=/nonexistent/lists.jsonl: does not exist; give an existing path",
         ),
     ],
 )
 def test_bad_configs_fail_early_with_the_fix(overrides, message, tmp_path):
     start = time.time()
     out = larpo(*overrides, f"hydra.run.dir={tmp_path}", "model.cache_dir=/nonexistent/cache")
-    assert out.returncode != 0
-    assert message in out.stderr
+    assert out.returncode == 2
+    assert out.stderr.startswith(message) and len(out.stderr.strip().splitlines()) == 1
     assert not Path("/nonexistent/cache").exists()  # failed before building anything
     assert time.time() - start < 60
+
+
+def test_a_reward_model_that_cannot_load_fails_before_sft(tmp_path):
+    (tmp_path / "rm").mkdir()  # exists, but holds no tokenizer
+    out = larpo("reward_model=sequence_classifier", f"reward_model.path={tmp_path / 'rm'}",
+                f"hydra.run.dir={tmp_path / 'run'}", f"model.cache_dir={tmp_path / 'cache'}")
+    assert out.returncode == 2
+    assert f"larpo: reward_model.path={tmp_path / 'rm'}: its tokenizer cannot be loaded" in out.stderr
+    assert not (tmp_path / "cache").exists()
 
 
 def test_a_new_run_gets_a_new_directory_under_outputs(tmp_path):
@@ -111,7 +110,7 @@ def test_a_new_run_gets_a_new_directory_under_outputs(tmp_path):
         cwd=tmp_path,
         timeout=120,
     )
-    assert "iterations=0: use iterations >= 1" in out.stderr
+    assert "larpo: iterations=0: must be >= 1" in out.stderr
     runs = list((tmp_path / "outputs").glob("*/*"))
     assert len(runs) == 1 and (runs[0] / ".hydra" / "config.yaml").exists()
 
@@ -155,35 +154,61 @@ def test_pool_reader_skips_malformed_lines_and_names_them(tmp_path):
             {"prompt": "4+4=", "responses": ["8", "9"], "rewards": [1.0]},
         ],
     )
-    lists, bad = read_pool(path)
+    lists, skipped = read_pool(path)
     assert [lst.prompt for lst in lists] == ["1+1=", "2+2="]
-    assert bad == [3, 5, 6]  # line numbers; the blank line 2 is not an error
+    assert skipped == [  # line numbers and reasons; the blank line 2 is not an error
+        {"line": 3, "reason": "not JSON (Expecting property name enclosed in double quotes: line 1 column 2 (char 1))"},
+        {"line": 5, "reason": "missing responses, rewards"},
+        {"line": 6, "reason": "rewards must be a list of 2 numbers, one per response"},
+    ]
 
 
-def test_bad_lists_are_dropped_counted_and_never_become_nan(micro, tmp_path):
+def test_every_kind_of_bad_line_is_skipped_and_the_good_lines_train(micro, tmp_path):
     path = tmp_path / "lists.jsonl"
-    rows = [
-        good(f"{a}+{a}=", [str(2 * a), str(2 * a + 1), str(2 * a + 3)], [1.0, 0.5, 0.25])
-        for a in range(10, 30)
-    ]
-    rows += [
-        "this line is not JSON",
-        "",
-        good("5+5=", ["10", "", "12"], [1.0, 0.5, 0.3]),  # an empty response
-        good("6+6=", ["12", "13", "14"], [1.0, float("nan"), float("inf")]),  # non-finite rewards
-        good("7+7=", ["14", "15"], [0.5, 0.5]),  # all tied
-    ]
-    write_lines(path, rows)
+    rows = [good(f"{a}+{a}=", [str(2 * a), str(2 * a + 1), str(2 * a + 3)], [1.0, 0.5, 0.25]) for a in range(10, 30)]
+    bad = {
+        21: ("this line is not JSON", "not JSON"),
+        22: ('["a", "list"]', "not a JSON object (a list)"),
+        23: (good("5+5=", ["10", "", "12"], [1.0, 0.5, 0.3]), 'responses must be non-empty strings, got ""'),
+        24: (good("5+6=", ["11", None], [1.0, 0.5]), "responses must be non-empty strings, got null"),
+        25: (json.dumps(good("6+6=", ["12", "13"], [1.0, 0.0])).replace("0.0", "NaN"), "not JSON (NaN is not JSON)"),
+        26: (good(12, ["12", "13"], [1.0, 0.5]), "prompt must be a non-empty string or a list of chat messages"),
+        27: (good("7+7=", ["14", "15"], [1.0]), "rewards must be a list of 2 numbers, one per response"),
+        28: (good("8+8=", ["16", "17"], [1.0, "high"]), 'rewards must be finite numbers, got "high"'),
+        29: ({"prompt": "9+9=", "responses": ["18"]}, "missing rewards"),
+        31: (good("9+1=", ["10", "11"], [0.5, 0.5]), None),  # all tied: read, then dropped
+    }
+    text = "\n".join(r if isinstance(r, str) else json.dumps(r) for r in rows)
+    text += "\n" + "\n".join(v if isinstance(v, str) else json.dumps(v) for v, _ in list(bad.values())[:-1])
+    text += "\n" + '{"prompt": "caf\xe9"}'  # line 30 is written as Latin-1 bytes below
+    text += "\n" + json.dumps(bad[31][0]) + "\n"
+    path.write_bytes(text.replace("caf\xe9", "CAFE").encode().replace(b"CAFE", b"caf\xe9"))
     cfg = micro("data=lists", f"data.path={path}", "iterations=1", "objective=lambdarank")
     r = build(cfg)
     summary = fit(r)
-    assert summary["data"]["malformed_lines"] == [21]
-    dropped = summary["history"][1]["dropped"]
-    assert dropped["empty_response"] == 1 and dropped["nonfinite_reward"] == 2
-    assert dropped["all_tied"] == 1 and dropped["too_few_candidates"] == 1  # 6+6= kept one candidate
-    assert len(r.datamodule.lists) == 21  # 20 good lists + 5+5= with its 2 non-empty responses
+    skipped = {s["line"]: s["reason"] for s in summary["data"]["skipped_lines"]}
+    expected = {n: why for n, (_, why) in bad.items() if why} | {30: "not UTF-8"}
+    assert set(skipped) == set(expected)
+    for n, why in expected.items():
+        assert skipped[n].startswith(why), (n, skipped[n])
+    assert summary["data"]["lists_read"] == 21 and summary["data"]["lines_read"] == 31
+    assert summary["history"][1]["dropped"] == {"all_tied": 1}
+    assert len(r.datamodule.lists) == 20  # exactly the good lines
     losses = [float(v) for k, v in r.trainer.logged_metrics.items() if "loss" in k]
     assert losses and all(math.isfinite(x) for x in losses)
+    run_dir = Path(summary["config"]["run_dir"])
+    for written in [run_dir / "summary.json", *run_dir.glob("pool/*.jsonl")]:  # strict JSON out
+        for line in ([written.read_text()] if written.suffix == ".json" else written.read_text().splitlines()):
+            json.loads(line, parse_constant=lambda c: pytest.fail(f"{written} holds {c}"))
+
+
+def test_a_file_with_no_valid_line_stops_with_one_line(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text("not json\n[1, 2]\n")
+    out = larpo("data=lists", f"data.path={path}", f"hydra.run.dir={tmp_path / 'run'}", *MICRO[:10],
+                f"model.cache_dir={tmp_path / 'cache'}")
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines()[-1].startswith(f"larpo: data.path={path}: has no valid list (line 1: not JSON")
 
 
 def test_a_run_with_every_list_dropped_stops_with_a_clear_error(micro, tmp_path):
@@ -241,6 +266,6 @@ def test_remote_code_is_off_by_default(tmp_path):
 
     cfg = compose_cfg([], tmp_path)
     assert cfg.model.trust_remote_code is False
-    for option in Path(__file__).resolve().parents[1].joinpath("conf", "reward_model").glob("*.yaml"):
+    for option in Path(CONF, "reward_model").glob("*.yaml"):
         text = option.read_text()
         assert "trust_remote_code: true" not in text.lower()
