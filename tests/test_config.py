@@ -38,7 +38,12 @@ def needs_for(group: str, option: str, tmp_path: Path) -> list[str]:
     if (group, option) == ("data", "lists"):
         return [f"data.path={FIXTURES / 'ultrafeedback_rated.jsonl'}"]
     if (group, option) == ("data", "gsm8k"):
-        return [f"data.path={FIXTURES / 'gsm8k.jsonl'}", "data.eval_path=null", "model=hf", f"model.path={tmp_path}"]
+        return [
+            f"data.path={FIXTURES / 'gsm8k.jsonl'}",
+            "data.eval_path=null",
+            "model=hf",
+            f"model.path={tmp_path}",
+        ]
     if (group, option) == ("data", "ultrafeedback"):
         return [f"data.path={FIXTURES / 'ultrafeedback.jsonl'}", "model=hf", f"model.path={tmp_path}"]
     if (group, option) == ("model", "hf"):
@@ -123,7 +128,9 @@ def out_of_range_cases():
             cases.append(("", key, rng))
     for group in GROUP_SCHEMAS:
         for option in sorted((Path(CONF) / group).glob("*.yaml")):
-            node = compose_cfg([f"{group}={option.stem}", *needs_for(group, option.stem, Path("/tmp"))])[group]
+            node = compose_cfg([f"{group}={option.stem}", *needs_for(group, option.stem, Path("/tmp"))])[
+                group
+            ]
             for key, rng in numeric_keys(GROUP_SCHEMAS[group]):
                 if OmegaConf.select(node, key) is not None:
                     cases.append((f"{group}={option.stem}", f"{group}.{key}", rng))
@@ -165,21 +172,47 @@ def test_the_range_test_covers_every_key_it_should():
         (["seed=abc"], "larpo: seed=abc: must be an integer; e.g. seed=0"),
         (["iterations=two"], "larpo: iterations=two: must be an integer; e.g. iterations=3"),
         (["beta=0"], "larpo: beta=0: must be > 0; e.g. beta=0.1"),
-        (["objective.keep.positives=0"], "larpo: objective.keep.positives=0: must be >= 1; e.g. objective.keep.positives=1"),
+        (
+            ["objective.keep.positives=0"],
+            "larpo: objective.keep.positives=0: must be >= 1; e.g. objective.keep.positives=1",
+        ),
         (["eval.samples=0"], "larpo: eval.samples=0: must be >= 1; e.g. eval.samples=8"),
         (["reward_model.label_noise=0.5"], None),
-        (["reference=sometimes"], "larpo: reference=sometimes: must be one of behavior, initial, none; e.g. reference=behavior"),
+        (
+            ["reference=sometimes"],
+            "larpo: reference=sometimes: must be one of behavior, initial, none; e.g. reference=behavior",
+        ),
         (["data=lists"], "larpo: data.path=???: is required; add data.path=..."),
-        (["model=hf", "model.path=/no/such/dir"], "larpo: model.path=/no/such/dir: does not exist; give an existing path (or a hub id)"),
-        (["objective=listmle", "candidate_list.size=3"], "larpo: candidate_list.size=3: too small to keep 2 positives + 2 negatives; use candidate_list.size>=4"),
-        (["reference=none"], "larpo: reference=none: objective=listmle needs a reference model; use reference=behavior, or a reference-free objective"),
-        (["experiment=table3_objectives"], "larpo: experiment=table3_objectives: is a sweep over settings and seeds; add -m: larpo -m experiment=..."),
+        (
+            ["model=hf", "model.path=/no/such/dir"],
+            "larpo: model.path=/no/such/dir: does not exist; give an existing path (or a hub id)",
+        ),
+        (
+            ["objective=listmle", "candidate_list.size=3"],
+            "larpo: candidate_list.size=3: too small to keep 2 positives + 2 negatives; use candidate_list.size>=4",
+        ),
+        (
+            ["reference=none"],
+            "larpo: reference=none: objective=listmle needs a reference model; use reference=behavior, or a reference-free objective",
+        ),
+        (
+            ["experiment=table3_objectives"],
+            "larpo: experiment=table3_objectives: is a sweep over settings and seeds; add -m: larpo -m experiment=...",
+        ),
     ],
 )
 def test_the_cli_prints_one_line_and_exits_2_without_a_traceback(args, line, tmp_path):
     if args == ["reward_model.label_noise=0.5"]:
-        args, line = ["reward_model=learned", *args], "larpo: reward_model.label_noise=0.5: must be < 0.5; e.g. reward_model.label_noise=0.1"
-    out = subprocess.run([sys.executable, "-m", "larpo", *args, f"hydra.run.dir={tmp_path}"], capture_output=True, text=True, timeout=60)
+        args, line = (
+            ["reward_model=learned", *args],
+            "larpo: reward_model.label_noise=0.5: must be < 0.5; e.g. reward_model.label_noise=0.1",
+        )
+    out = subprocess.run(
+        [sys.executable, "-m", "larpo", *args, f"hydra.run.dir={tmp_path}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 2
     assert out.stderr.strip().splitlines() == [line]
 
@@ -204,7 +237,9 @@ def test_composing_and_checking_through_the_cli_path_never_imports_torch():
 def test_cli_prints_the_composed_config():
     out = subprocess.run(
         [sys.executable, "-m", "larpo", "objective=listmle", "temperature=0.8", "--cfg", "job"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     cfg = OmegaConf.create(out)
     assert cfg.temperature == 0.8 and cfg.objective._target_ == "larpo.objectives.listmle"
@@ -212,7 +247,9 @@ def test_cli_prints_the_composed_config():
 
 
 def test_help_reads_like_a_tool_help_page():
-    out = subprocess.run([sys.executable, "-m", "larpo", "--help"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "larpo", "--help"], capture_output=True, text=True, check=True
+    ).stdout
     assert "LarPO" in out and "objective: " in out and "listmle" in out and "larpo -m experiment=" in out
     assert len(out.splitlines()) < 60
 

@@ -44,6 +44,7 @@ def run_cli(run_dir, cache_dir, *overrides):
     return out
 
 
+@pytest.mark.slow
 def test_ddp_on_two_gloo_processes_gives_the_single_process_pool(tmp_path, cache_dir):
     single, ddp = tmp_path / "single", tmp_path / "ddp"
     run_cli(single, cache_dir)

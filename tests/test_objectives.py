@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import CONF
 
 from larpo import objectives
-
-from conftest import CONF
 
 OPTIONS = sorted(p.stem for p in (Path(CONF) / "objective").glob("*.yaml"))
 
@@ -204,7 +203,9 @@ def test_every_shipped_objective_is_tested():
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_objective_matches_plain_formula(name, seed):
     batch = random_batch(seed)
-    loss = objectives.build(name, sft_weight=0.0, **HPARAMS[name])(*batch[:3], lengths=batch[3], rewards=batch[4])
+    loss = objectives.build(name, sft_weight=0.0, **HPARAMS[name])(
+        *batch[:3], lengths=batch[3], rewards=batch[4]
+    )
     expected = mean([PLAIN[name](*row, **HPARAMS[name]) for row in rows(*batch)])
     assert math.isfinite(float(loss))
     assert float(loss) == pytest.approx(expected, rel=1e-9, abs=1e-9)
@@ -213,14 +214,18 @@ def test_objective_matches_plain_formula(name, seed):
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_kto_matches_plain_formula(seed):
     batch = random_batch(seed)
-    loss = objectives.build("kto", sft_weight=0.0, **HPARAMS["kto"])(*batch[:3], lengths=batch[3], rewards=batch[4])
+    loss = objectives.build("kto", sft_weight=0.0, **HPARAMS["kto"])(
+        *batch[:3], lengths=batch[3], rewards=batch[4]
+    )
     assert float(loss) == pytest.approx(ref_kto_batch(list(rows(*batch)), **HPARAMS["kto"]), rel=1e-9)
 
 
 @pytest.mark.parametrize("name", ["lambdarank", "listmle", "lipo"])
 def test_normalized_variants(name):
     batch = random_batch(5)
-    loss = objectives.build(name, beta=0.2, normalize=True, sft_weight=0.0)(*batch[:3], lengths=batch[3], rewards=batch[4])
+    loss = objectives.build(name, beta=0.2, normalize=True, sft_weight=0.0)(
+        *batch[:3], lengths=batch[3], rewards=batch[4]
+    )
     expected = mean([PLAIN[name](*row, beta=0.2, normalize=True) for row in rows(*batch)])
     assert float(loss) == pytest.approx(expected, rel=1e-9)
 
@@ -238,7 +243,9 @@ def test_all_tied_lists_give_zero_loss_with_a_graph():
     mask = torch.ones(3, 4, dtype=torch.bool)
     rewards = torch.ones(3, 4, dtype=torch.float64)
     for name in OPTIONS:
-        loss = objectives.build(name, sft_weight=0.0)(logps, logps.detach() * 0.5, mask, torch.ones(3, 4), rewards)
+        loss = objectives.build(name, sft_weight=0.0)(
+            logps, logps.detach() * 0.5, mask, torch.ones(3, 4), rewards
+        )
         assert float(loss) == 0.0, name
         loss.backward()  # still differentiable, gradient all zero
         assert torch.all(logps.grad == 0)
@@ -260,7 +267,9 @@ def test_stable_in_float32_for_implicit_rewards_of_magnitude_100(name):
     loss = objectives.build(name, beta=0.1, sft_weight=0.0)(logps, torch.zeros_like(logps), mask)
     loss.backward()
     assert torch.isfinite(loss) and torch.isfinite(logps.grad).all()
-    exact = objectives.build(name, beta=0.1, sft_weight=0.0)(logps.double(), torch.zeros(2, 4, dtype=torch.float64), mask)
+    exact = objectives.build(name, beta=0.1, sft_weight=0.0)(
+        logps.double(), torch.zeros(2, 4, dtype=torch.float64), mask
+    )
     assert float(loss) == pytest.approx(float(exact), rel=1e-6)
     assert float(loss) > 40  # the second list is ordered against its ranking: a large loss
 

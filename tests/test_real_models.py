@@ -14,8 +14,9 @@ import torch
 from conftest import compose_cfg
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
-from larpo.rewards import VerifierReward
+from larpo.rewards import RewardContext, VerifierReward
 from larpo.sequences import prompt_text
+from larpo.source import Source
 from larpo.sources import answers_match, final_number, read_lists
 from larpo.train import run
 
@@ -145,7 +146,8 @@ def test_prompt_text_uses_the_chat_template_only_when_there_is_one(tiny_hub):
 )
 def test_verifier_compares_final_numbers(response, reference, match):
     assert answers_match(response, reference) is match
-    assert VerifierReward(lambda p: reference, progress=False).score(["q"], [[response]]) == [[float(match)]]
+    context = RewardContext(Source([], [], reference=lambda p: reference), "", "", 0, progress=False)
+    assert VerifierReward(context).score(["q"], [[response]]) == [[float(match)]]
 
 
 def test_final_number():
@@ -173,7 +175,7 @@ def test_gsm8k_with_the_verifier(tmp_path, tiny_hub):
     )
     summary = run(cfg)
     rows = pool(Path(cfg.run_dir))
-    assert len(rows) == 8 and summary["data"]["malformed_lines"] == [12]
+    assert len(rows) == 8 and [s["line"] for s in summary["data"]["skipped_lines"]] == [12]
     for row in rows:
         ref = row["sources"].index("reference")
         assert row["responses"][ref] == row["reference"] and row["rewards"][ref] == 1.0
@@ -185,8 +187,8 @@ def test_gsm8k_with_the_verifier(tmp_path, tiny_hub):
 
 
 def test_ultrafeedback_rated_completions_convert_to_ranked_lists():
-    lists, bad = read_lists(str(FIXTURES / "ultrafeedback_rated.jsonl"))
-    assert bad == [3] and [lst.prompt for lst in lists] == [
+    lists, records = read_lists(str(FIXTURES / "ultrafeedback_rated.jsonl"))
+    assert [s["line"] for s in records.skipped] == [3] and [lst.prompt for lst in lists] == [
         "Describe a sunset.",
         "List three fruits.",
         "Why is the sky blue?",
@@ -203,7 +205,7 @@ def test_offline_training_on_ultrafeedback_lists(tmp_path, tiny_hub):
             f"model.path={tiny_hub['policy']}",
             "data=lists",
             f"data.path={FIXTURES / 'ultrafeedback_rated.jsonl'}",
-            "data.evaluate_on=null",
+            "data.evaluate=false",
             "objective=pairwise",
             *SMALL,
         ],
@@ -214,7 +216,7 @@ def test_offline_training_on_ultrafeedback_lists(tmp_path, tiny_hub):
     # ranked best first; pairwise keeps the best and the worst
     assert rows["Describe a sunset."]["rewards"] == [9.0, 7.5, 5.0, 3.0]
     assert rows["Describe a sunset."]["kept"] == [0, 3]
-    assert summary["data"]["malformed_lines"] == [3] and summary["reference_forwards"] == 6
+    assert [s["line"] for s in summary["data"]["skipped_lines"]] == [3] and summary["reference_forwards"] == 6
 
 
 @pytest.mark.parametrize(

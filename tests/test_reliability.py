@@ -32,6 +32,7 @@ def micro_args(cache_dir, *extra):
 # --- resume ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_killed_run_resumes_where_it_stopped_and_ends_the_same(tmp_path, cache_dir):
     args = micro_args(cache_dir, "iterations=3", "epochs_per_iteration=2", "data.prompts_per_iteration=160")
     whole = larpo(*args, f"hydra.run.dir={tmp_path / 'whole'}")
@@ -94,8 +95,12 @@ def test_bad_configs_fail_early_with_the_fix(overrides, message, tmp_path):
 
 def test_a_reward_model_that_cannot_load_fails_before_sft(tmp_path):
     (tmp_path / "rm").mkdir()  # exists, but holds no tokenizer
-    out = larpo("reward_model=sequence_classifier", f"reward_model.path={tmp_path / 'rm'}",
-                f"hydra.run.dir={tmp_path / 'run'}", f"model.cache_dir={tmp_path / 'cache'}")
+    out = larpo(
+        "reward_model=sequence_classifier",
+        f"reward_model.path={tmp_path / 'rm'}",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        f"model.cache_dir={tmp_path / 'cache'}",
+    )
     assert out.returncode == 2
     assert f"larpo: reward_model.path={tmp_path / 'rm'}: its tokenizer cannot be loaded" in out.stderr
     assert not (tmp_path / "cache").exists()
@@ -157,7 +162,10 @@ def test_pool_reader_skips_malformed_lines_and_names_them(tmp_path):
     lists, skipped = read_pool(path)
     assert [lst.prompt for lst in lists] == ["1+1=", "2+2="]
     assert skipped == [  # line numbers and reasons; the blank line 2 is not an error
-        {"line": 3, "reason": "not JSON (Expecting property name enclosed in double quotes: line 1 column 2 (char 1))"},
+        {
+            "line": 3,
+            "reason": "not JSON (Expecting property name enclosed in double quotes: line 1 column 2 (char 1))",
+        },
         {"line": 5, "reason": "missing responses, rewards"},
         {"line": 6, "reason": "rewards must be a list of 2 numbers, one per response"},
     ]
@@ -165,14 +173,23 @@ def test_pool_reader_skips_malformed_lines_and_names_them(tmp_path):
 
 def test_every_kind_of_bad_line_is_skipped_and_the_good_lines_train(micro, tmp_path):
     path = tmp_path / "lists.jsonl"
-    rows = [good(f"{a}+{a}=", [str(2 * a), str(2 * a + 1), str(2 * a + 3)], [1.0, 0.5, 0.25]) for a in range(10, 30)]
+    rows = [
+        good(f"{a}+{a}=", [str(2 * a), str(2 * a + 1), str(2 * a + 3)], [1.0, 0.5, 0.25])
+        for a in range(10, 30)
+    ]
     bad = {
         21: ("this line is not JSON", "not JSON"),
         22: ('["a", "list"]', "not a JSON object (a list)"),
         23: (good("5+5=", ["10", "", "12"], [1.0, 0.5, 0.3]), 'responses must be non-empty strings, got ""'),
         24: (good("5+6=", ["11", None], [1.0, 0.5]), "responses must be non-empty strings, got null"),
-        25: (json.dumps(good("6+6=", ["12", "13"], [1.0, 0.0])).replace("0.0", "NaN"), "not JSON (NaN is not JSON)"),
-        26: (good(12, ["12", "13"], [1.0, 0.5]), "prompt must be a non-empty string or a list of chat messages"),
+        25: (
+            json.dumps(good("6+6=", ["12", "13"], [1.0, 0.0])).replace("0.0", "NaN"),
+            "not JSON (NaN is not JSON)",
+        ),
+        26: (
+            good(12, ["12", "13"], [1.0, 0.5]),
+            "prompt must be a non-empty string or a list of chat messages",
+        ),
         27: (good("7+7=", ["14", "15"], [1.0]), "rewards must be a list of 2 numbers, one per response"),
         28: (good("8+8=", ["16", "17"], [1.0, "high"]), 'rewards must be finite numbers, got "high"'),
         29: ({"prompt": "9+9=", "responses": ["18"]}, "missing rewards"),
@@ -198,17 +215,26 @@ def test_every_kind_of_bad_line_is_skipped_and_the_good_lines_train(micro, tmp_p
     assert losses and all(math.isfinite(x) for x in losses)
     run_dir = Path(summary["config"]["run_dir"])
     for written in [run_dir / "summary.json", *run_dir.glob("pool/*.jsonl")]:  # strict JSON out
-        for line in ([written.read_text()] if written.suffix == ".json" else written.read_text().splitlines()):
-            json.loads(line, parse_constant=lambda c: pytest.fail(f"{written} holds {c}"))
+        for line in [written.read_text()] if written.suffix == ".json" else written.read_text().splitlines():
+            json.loads(line, parse_constant=lambda c, f=written: pytest.fail(f"{f} holds {c}"))
 
 
 def test_a_file_with_no_valid_line_stops_with_one_line(tmp_path):
     path = tmp_path / "bad.jsonl"
     path.write_text("not json\n[1, 2]\n")
-    out = larpo("data=lists", f"data.path={path}", f"hydra.run.dir={tmp_path / 'run'}", *MICRO[:10],
-                f"model.cache_dir={tmp_path / 'cache'}")
+    out = larpo(
+        "data=lists",
+        f"data.path={path}",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        *MICRO[:10],
+        f"model.cache_dir={tmp_path / 'cache'}",
+    )
     assert out.returncode == 2
-    assert out.stderr.strip().splitlines()[-1].startswith(f"larpo: data.path={path}: has no valid list (line 1: not JSON")
+    assert (
+        out.stderr.strip()
+        .splitlines()[-1]
+        .startswith(f"larpo: data.path={path}: has no valid list (line 1: not JSON")
+    )
 
 
 def test_a_run_with_every_list_dropped_stops_with_a_clear_error(micro, tmp_path):

@@ -29,6 +29,7 @@ class Exploit:
         return (Path.touch, (Path(self.marker),))
 
 
+@pytest.mark.slow
 def test_report_of_a_sweep(tmp_path, cache_dir):
     sweep = tmp_path / "sweep"
     out = subprocess.run(
@@ -85,10 +86,9 @@ EXPERIMENTS = [
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_experiment_sweeps_seeds_and_has_a_smoke_size(name):
-    from conftest import CONF
-    from hydra import compose, initialize_config_dir
+    from hydra import compose, initialize_config_module
 
-    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+    with initialize_config_module("larpo.conf", version_base="1.3"):
         full = compose("train", overrides=[f"experiment={name}"], return_hydra_config=True)
         smoke = compose("train", overrides=[f"experiment={name}", "size=smoke"], return_hydra_config=True)
     params = full.hydra.sweeper.params
@@ -100,11 +100,16 @@ def test_experiment_sweeps_seeds_and_has_a_smoke_size(name):
 
 def test_method_sets_the_objective_and_the_protocol():
     cfg = compose_cfg(["method=offline_kto"])
-    assert (cfg.objective.name, cfg.offline, cfg.candidate_list.size) == ("kto", True, 5)
+    assert (cfg.objective._target_, cfg.offline, cfg.candidate_list.size) == ("larpo.objectives.kto", True, 5)
     cfg = compose_cfg(["experiment=table2_baselines", "method=larpo_listmle"])
-    assert (cfg.objective.name, cfg.offline, cfg.candidate_list.size) == ("listmle", False, 10)
+    assert (cfg.objective._target_, cfg.offline, cfg.candidate_list.size) == (
+        "larpo.objectives.listmle",
+        False,
+        10,
+    )
 
 
+@pytest.mark.slow
 def test_smoke_experiment_sweep_and_its_report(tmp_path, cache_dir):
     """`larpo -m experiment=table3_objectives size=smoke` with two objectives, in parallel through
     the joblib launcher preset, then `larpo-report` on it: the table and the figure."""
@@ -131,7 +136,7 @@ def test_smoke_experiment_sweep_and_its_report(tmp_path, cache_dir):
     summaries = {}
     for job in (0, 1):
         s = __import__("json").loads((sweep / str(job) / "summary.json").read_text())
-        summaries[s["config"]["objective"]["name"]] = s
+        summaries[s["config"]["objective"]["_target_"].rsplit(".", 1)[1]] = s
     # the paper's lists (candidate_list.size=null): pairwise samples 2, listmle 4
     assert summaries["pairwise"]["config"]["candidate_list"]["size"] is None
     assert [h["iteration"] for h in summaries["listmle"]["history"]] == [0, 2]  # SFT and final only
@@ -162,10 +167,9 @@ def test_smoke_experiment_sweep_and_its_report(tmp_path, cache_dir):
 
 
 def test_launcher_presets_compose():
-    from conftest import CONF
-    from hydra import compose, initialize_config_dir
+    from hydra import compose, initialize_config_module
 
-    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+    with initialize_config_module("larpo.conf", version_base="1.3"):
         local = compose("train", overrides=["hydra/launcher=local"], return_hydra_config=True)
         slurm = compose("train", overrides=["hydra/launcher=slurm"], return_hydra_config=True)
     assert "JoblibLauncher" in local.hydra.launcher._target_ and local.hydra.launcher.n_jobs == 2

@@ -5,19 +5,22 @@ import math
 import pytest
 
 from larpo.candidates import read_pool
-from larpo.rewards import JudgeReward, SequenceClassifierReward
+from larpo.rewards import JudgeReward, RewardContext, SequenceClassifierReward
+from larpo.source import Source
 from larpo.train import build, fit
 from larpo.worlds.arithmetic import judge
 
 
 def test_judge_reward_scores_lists():
-    scores = JudgeReward(progress=False).score(["2+2=", "10+5="], [["4", "5", ""], ["15"]])
+    source = Source([], [], judge=judge)
+    context = RewardContext(source, policy_path="", cache_dir="", seed=0, progress=False)
+    scores = JudgeReward(context).score(["2+2=", "10+5="], [["4", "5", ""], ["15"]])
     assert scores == [[1.0, 0.5, 0.0], [1.0]]
 
 
 def test_learned_reward_model_is_what_training_ranks_with(micro):
     r = build(micro("reward_model=learned", "reward_model.pairs=512", "iterations=1"))
-    rm = r.loop.reward_model
+    rm = r.loop.ranker.reward_model
     assert isinstance(rm, SequenceClassifierReward)
     assert rm.model.config.num_labels == 1 and rm.model.config.architectures[0].endswith(
         "SequenceClassification"

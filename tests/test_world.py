@@ -8,8 +8,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from larpo.models import build_tiny_llama, load_policy
 from larpo.sequences import collate, encode_prompt, encode_response
-from larpo.sft import sft_policy_path, task_from_config
 from larpo.worlds.arithmetic import ArithmeticTask, build_tokenizer, judge, parse_answer, true_answer
+from larpo.worlds.arithmetic.sft import sft_key, sft_policy_path, task_from_config
 
 
 def test_tokenizer_round_trip_through_save_pretrained(tmp_path):
@@ -65,9 +65,11 @@ def _response_nll(model, tok, prompts, task):
 
 def test_tiny_sft_lowers_the_loss_and_round_trips(micro):
     cfg = micro()
-    path = sft_policy_path(cfg, progress=False)
+    path = sft_policy_path(cfg.model, cfg.data, cfg.seed, progress=False)
     assert (path / "config.json").exists() and (path / "tokenizer.json").exists()
-    assert sft_policy_path(cfg, progress=False) == path  # cached: same key, same directory
+    assert (
+        sft_policy_path(cfg.model, cfg.data, cfg.seed, progress=False) == path
+    )  # cached: same key, same directory
     model, tok = load_policy(str(path))
     task = task_from_config(cfg.data)
     prompts = task.prompts(64, seed=99)
@@ -84,8 +86,11 @@ def test_tiny_sft_lowers_the_loss_and_round_trips(micro):
 
 
 def test_changed_sft_knob_gives_a_new_cache_entry(micro):
-    from larpo.sft import sft_key
-
     a, b = micro(), micro("model.sft.lr=1e-3")
     assert sft_key(a.data, a.model, a.seed) != sft_key(b.data, b.model, b.seed)
     assert sft_key(a.data, a.model, a.seed) == sft_key(micro().data, micro().model, 0)
+
+
+def test_eval_prompts_knob_shrinks_evaluation_without_touching_sft(micro):
+    a, b = micro(), micro("eval.prompts=5")
+    assert sft_key(a.data, a.model, a.seed) == sft_key(b.data, b.model, b.seed)

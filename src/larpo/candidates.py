@@ -139,8 +139,10 @@ def chat_text(prompt) -> str:
     if (
         isinstance(prompt, list)
         and prompt
-        and all(isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
-                for m in prompt)
+        and all(
+            isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
+            for m in prompt
+        )
     ):
         turns = [{"role": m["role"], "content": m["content"]} for m in prompt]
         return turns[0]["content"] if len(turns) == 1 and turns[0]["role"] == "user" else json.dumps(turns)

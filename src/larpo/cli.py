@@ -59,7 +59,9 @@ def resumed(cfg: DictConfig, overrides: list[str]) -> DictConfig:
     unsafe = [o for o in changed if not o.lstrip("+~").split("=")[0].startswith(RESUME_SAFE)]
     if unsafe:
         raise ConfigError(
-            "resume", cfg.resume, f"a resumed run keeps its config, so {' '.join(unsafe)} cannot apply",
+            "resume",
+            cfg.resume,
+            f"a resumed run keeps its config, so {' '.join(unsafe)} cannot apply",
             f"drop them (only {', '.join(RESUME_SAFE)} may change), or start a new run",
         )
     with open_dict(old):
@@ -78,7 +80,12 @@ def _on_sigterm(signum, frame):
 def _train(cfg: DictConfig) -> float | None:
     try:
         if cfg.experiment_name and _single_run():
-            raise ConfigError("experiment", cfg.experiment_name, "is a sweep over settings and seeds", "add -m: larpo -m experiment=...")
+            raise ConfigError(
+                "experiment",
+                cfg.experiment_name,
+                "is a sweep over settings and seeds",
+                "add -m: larpo -m experiment=...",
+            )
         if cfg.resume:
             cfg = resumed(cfg, _overrides())
         check(cfg)
@@ -99,9 +106,33 @@ def _train(cfg: DictConfig) -> float | None:
     return summary["final"].get("win_rate_vs_sft")
 
 
+def quick_help(config_name: str) -> bool:
+    """`--help`, answered from the primary config's `hydra.help` and a scan of the config folders
+    (the package's and `--config-dir`'s). Hydra's own --help composes every option of every group
+    (a second or more); this prints the same page in the time of an import. `--hydra-help` is Hydra's."""
+    if not {"--help", "-h"} & set(sys.argv[1:]):
+        return False
+    conf = Path(__file__).parent / "conf"
+    dirs = [conf] + [
+        Path(sys.argv[i + 1]) for i, a in enumerate(sys.argv[:-1]) if a in ("--config-dir", "-cd")
+    ]
+    groups: dict[str, set[str]] = {}
+    for d in dirs:
+        for f in d.glob("*/*.yaml"):
+            if f.parent.name != "hydra":
+                groups.setdefault(f.parent.name, set()).add(f.stem)
+    help_cfg = OmegaConf.load(conf / f"{config_name}.yaml").hydra.help
+    listing = "\n".join(f"{g}: {', '.join(sorted(o))}" for g, o in sorted(groups.items()))
+    page = help_cfg.template.replace("${hydra.help.header}", help_cfg.header)
+    page = page.replace("${hydra.help.footer}", help_cfg.footer).replace("$APP_CONFIG_GROUPS", listing)
+    print(page)
+    return True
+
+
 def train() -> None:
     """`larpo`: the LarPO loop."""
-    _train()
+    if not quick_help("train"):
+        _train()
 
 
 @hydra.main(config_path="conf", config_name="sft", version_base="1.3")
@@ -117,7 +148,8 @@ def _sft(cfg: DictConfig) -> None:
 
 def sft() -> None:
     """`larpo-sft`: build (or load) the SFT policy of the arithmetic world, print its metrics."""
-    _sft()
+    if not quick_help("sft"):
+        _sft()
 
 
 @hydra.main(config_path="conf", config_name="generate", version_base="1.3")
@@ -137,4 +169,5 @@ def _generate(cfg: DictConfig) -> None:
 
 def generate() -> None:
     """`larpo-generate`: a policy's answers to a prompt file, in AlpacaEval's format."""
-    _generate()
+    if not quick_help("generate"):
+        _generate()

@@ -26,7 +26,7 @@ import typing
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -103,30 +103,30 @@ def share(default: Any = None) -> Any:
     return num(default, example=0.5, ge=0, le=1)
 
 
-class Reference(str, enum.Enum):
+class Reference(enum.Enum):
     behavior = "behavior"  # the policy at the start of each iteration (Algorithm 1)
     initial = "initial"  # the SFT policy, fixed
     none = "none"  # reference-free objectives only
 
 
-class Memory(str, enum.Enum):
+class Memory(enum.Enum):
     current = "current"
     previous = "previous"
     all = "all"
 
 
-class Figure(str, enum.Enum):
+class Figure(enum.Enum):
     bar = "bar"
     line = "line"
 
 
-class LoggerMode(str, enum.Enum):
+class LoggerMode(enum.Enum):
     offline = "offline"
     online = "online"
     disabled = "disabled"
 
 
-class DType(str, enum.Enum):
+class DType(enum.Enum):
     float32 = "float32"
     float16 = "float16"
     bfloat16 = "bfloat16"
@@ -139,7 +139,7 @@ class DType(str, enum.Enum):
 @dataclass
 class Keep:
     positives: int = at_least(1, 1)
-    negatives: Optional[int] = at_least(1, 1)  # null: all the rest of the list
+    negatives: int | None = at_least(1, 1)  # null: all the rest of the list
 
 
 @dataclass
@@ -153,18 +153,18 @@ class ObjectiveSchema:
     needs_reference: bool = True
     needs_lengths: bool = False
     # hyperparameters of the shipped objectives (a user's objective may add its own)
-    beta: Optional[float] = positive(example=0.1)
-    alpha: Optional[float] = positive(example=1.0)
-    gamma: Optional[float] = num(example=1.0, ge=0)
-    delta: Optional[float] = positive(example=1.0)
-    temperature: Optional[float] = positive(example=1.0)
-    reg_weight: Optional[float] = num(example=0.1, ge=0)
-    ft_weight: Optional[float] = num(example=1.0, ge=0)
-    nll_weight: Optional[float] = num(example=1.0, ge=0)
-    desirable_weight: Optional[float] = num(example=1.0, ge=0)
-    undesirable_weight: Optional[float] = num(example=1.0, ge=0)
-    normalize: Optional[bool] = None
-    dynamic_temperature: Optional[bool] = None
+    beta: float | None = positive(example=0.1)
+    alpha: float | None = positive(example=1.0)
+    gamma: float | None = num(example=1.0, ge=0)
+    delta: float | None = positive(example=1.0)
+    temperature: float | None = positive(example=1.0)
+    reg_weight: float | None = num(example=0.1, ge=0)
+    ft_weight: float | None = num(example=1.0, ge=0)
+    nll_weight: float | None = num(example=1.0, ge=0)
+    desirable_weight: float | None = num(example=1.0, ge=0)
+    undesirable_weight: float | None = num(example=1.0, ge=0)
+    normalize: bool | None = None
+    dynamic_temperature: bool | None = None
 
     capabilities: typing.ClassVar = ("keep", "sft_weight", "needs_reference", "needs_lengths")
 
@@ -172,17 +172,17 @@ class ObjectiveSchema:
 @dataclass
 class NegativesSchema:
     _target_: str = ""
-    temperature: Optional[float] = positive(example=0.7)  # the strategy's own sampling temperature
+    temperature: float | None = positive(example=0.7)  # the strategy's own sampling temperature
     keep_from_samples: bool = False  # positives and negatives both come from the ranked samples
     capabilities: typing.ClassVar = ("keep_from_samples",)
 
 
 @dataclass
 class CandidateListSchema:
-    size: Optional[int] = at_least(2, 8)  # null: as many as the objective keeps
+    size: int | None = at_least(2, 8)  # null: as many as the objective keeps
     memory: Memory = Memory.current
-    temperatures: Optional[list[float]] = positive(example=1.0)
-    schedule: Optional[list[float]] = positive(example=1.0)
+    temperatures: list[float] | None = positive(example=1.0)
+    schedule: list[float] | None = positive(example=1.0)
 
 
 @dataclass
@@ -205,31 +205,31 @@ class SFT:
 
 @dataclass
 class ModelSchema:
-    path: Optional[str] = None
+    path: str | None = None
     cache_dir: str = "~/.cache/larpo"
     trust_remote_code: bool = False
-    dtype: Optional[DType] = None
+    dtype: DType | None = None
     gradient_checkpointing: bool = False
-    lora: Optional[dict[str, Any]] = None
-    arch: Optional[Arch] = None
-    sft: Optional[SFT] = None
+    lora: dict[str, Any] | None = None
+    arch: Arch | None = None
+    sft: SFT | None = None
 
 
 @dataclass
 class RewardModelSchema:
     _target_: str = ""
-    path: Optional[str] = None
-    batch_size: Optional[int] = at_least(1, 64)
-    dtype: Optional[DType] = None
-    trust_remote_code: Optional[bool] = None
-    pairs: Optional[int] = at_least(2, 20000)
-    truth_share: Optional[float] = share()
-    label_noise: Optional[float] = num(example=0.1, ge=0, lt=0.5)  # 0.5 would be pure noise
-    epochs: Optional[int] = at_least(1, 3)
-    lr: Optional[float] = positive(example=3e-4)
+    path: str | None = None
+    batch_size: int | None = at_least(1, 64)
+    dtype: DType | None = None
+    trust_remote_code: bool | None = None
+    pairs: int | None = at_least(2, 20000)
+    truth_share: float | None = share()
+    label_noise: float | None = num(example=0.1, ge=0, lt=0.5)  # 0.5 would be pure noise
+    epochs: int | None = at_least(1, 3)
+    lr: float | None = positive(example=3e-4)
     uses_reference: bool = False
     needs_task: bool = False
-    requires: Optional[dict[str, str]] = None  # module: pip package
+    requires: dict[str, str] | None = None  # module: pip package
     capabilities: typing.ClassVar = ("uses_reference", "needs_task", "requires")
 
 
@@ -245,34 +245,34 @@ class Task:
 @dataclass
 class DataSchema:
     _target_: str = ""
-    path: Optional[str] = None
-    eval_path: Optional[str] = None
+    path: str | None = None
+    eval_path: str | None = None
     prompts_per_iteration: int = at_least(1, 2048)
     eval_prompts: int = at_least(0, 1000)
     eval_seed: int = at_least(0, 12345)
-    task: Optional[Task] = None
-    evaluate: Optional[bool] = None
+    task: Task | None = None
+    evaluate: bool | None = None
     has_reference: bool = False
-    requires: Optional[dict[str, str]] = None
+    requires: dict[str, str] | None = None
     capabilities: typing.ClassVar = ("has_reference", "requires")
 
 
 @dataclass
 class GeneratorSchema:
     _target_: str = ""
-    batch_size: Optional[int] = at_least(1, 1024)
+    batch_size: int | None = at_least(1, 1024)
     max_new_tokens: int = at_least(1, 8)
-    tensor_parallel_size: Optional[int] = at_least(1, 1)
-    gpu_memory_utilization: Optional[float] = num(example=0.4, gt=0, le=1)
-    requires: Optional[dict[str, str]] = None
+    tensor_parallel_size: int | None = at_least(1, 1)
+    gpu_memory_utilization: float | None = num(example=0.4, gt=0, le=1)
+    requires: dict[str, str] | None = None
     capabilities: typing.ClassVar = ("requires",)
 
 
 @dataclass
 class LoggerSchema:
     _target_: str = ""
-    mode: Optional[LoggerMode] = None
-    project: Optional[str] = None
+    mode: LoggerMode | None = None
+    project: str | None = None
 
 
 @dataclass
@@ -281,14 +281,14 @@ class TrainerSchema:
     devices: Any = 1
     precision: str = "32-true"
     log_every_n_steps: int = at_least(1, 10)
-    gradient_clip_val: Optional[float] = num(example=1.0, ge=0)
-    requires: Optional[dict[str, str]] = None
+    gradient_clip_val: float | None = num(example=1.0, ge=0)
+    requires: dict[str, str] | None = None
     capabilities: typing.ClassVar = ("requires",)
 
 
 @dataclass
 class Eval:
-    prompts: Optional[int] = at_least(1, 100)  # null: every held-out prompt
+    prompts: int | None = at_least(1, 100)  # null: every held-out prompt
     samples: int = at_least(1, 8)
     temperature: float = positive(1.0)
     every_iteration: bool = True
@@ -297,9 +297,9 @@ class Eval:
 @dataclass
 class Report:
     figure: Figure = Figure.bar
-    x: Optional[str] = None
-    order: Optional[list[Any]] = None
-    baseline: Optional[str] = None
+    x: str | None = None
+    order: list[Any] | None = None
+    baseline: str | None = None
 
 
 @dataclass
@@ -319,9 +319,9 @@ class TrainSchema:
     eval: Eval = field(default_factory=Eval)
     progress: bool = True
     save_policy: bool = True
-    resume: Optional[str] = None
+    resume: str | None = None
     run_dir: str = ""
-    experiment_name: Optional[str] = None
+    experiment_name: str | None = None
     report: Report = field(default_factory=Report)
     objective: ObjectiveSchema = field(default_factory=ObjectiveSchema)
     negatives: NegativesSchema = field(default_factory=NegativesSchema)
@@ -343,14 +343,14 @@ GROUP_SCHEMAS = {
 
 def register() -> None:
     """Put the schema in Hydra's ConfigStore: `larpo_schema` and `<group>_schema` (a user's option
-    file may start from one: `defaults: [/objective_schema, _self_]`)."""
+    file may start from one: `defaults: [/objective_schema, _self_]`). Done on the first check, not
+    on import: Hydra copies the whole store on every group lookup, and `--help` makes ~100."""
     cs = ConfigStore.instance()
+    if cs.repo.get("larpo_schema.yaml"):
+        return
     cs.store(name="larpo_schema", node=TrainSchema)
     for group, schema in GROUP_SCHEMAS.items():
         cs.store(name=f"{group}_schema", node=schema)
-
-
-register()
 
 
 def capabilities(node: DictConfig, group: str) -> tuple[str, ...]:
@@ -376,9 +376,10 @@ def _type_name(tp: Any) -> str:
 
 def _unoptional(tp: Any) -> tuple[Any, bool]:
     args = typing.get_args(tp)
-    if typing.get_origin(tp) in (typing.Union, getattr(__import__("types"), "UnionType", None)) and type(
-        None
-    ) in args:
+    if (
+        typing.get_origin(tp) in (typing.Union, getattr(__import__("types"), "UnionType", None))
+        and type(None) in args
+    ):
         rest = [a for a in args if a is not type(None)]
         return rest[0], True
     return tp, False
@@ -419,7 +420,9 @@ def check_node(node: Any, schema: type, prefix: str = "") -> None:
         except MissingMandatoryValue:
             raise ConfigError(key, "???", "is required", f"add {key}=...") from None
         except InterpolationResolutionError as err:
-            raise ConfigError(key, node._get_node(f.name)._value(), f"does not resolve ({err.msg})", "fix the interpolation") from None
+            raise ConfigError(
+                key, node._get_node(f.name)._value(), f"does not resolve ({err.msg})", "fix the interpolation"
+            ) from None
         tp, optional = _unoptional(hints[f.name])
         if value is None:
             if not optional:
@@ -459,7 +462,9 @@ def _check_requires(cfg: DictConfig) -> None:
     for group in ("generator", "reward_model", "trainer", "data"):
         for module, pip in (cfg[group].get("requires") or {}).items():
             if importlib.util.find_spec(module) is None:
-                raise ConfigError(group, _choice(cfg, group), f"needs the {pip} package", f"pip install {pip}")
+                raise ConfigError(
+                    group, _choice(cfg, group), f"needs the {pip} package", f"pip install {pip}"
+                )
     if cfg.model.get("lora") and importlib.util.find_spec("peft") is None:
         raise ConfigError("model.lora", cfg.model.lora, "needs the peft package", "pip install peft")
 
@@ -485,11 +490,17 @@ def _check_paths(cfg: DictConfig) -> None:
             if not (exists.is_file() if group == "data" else exists.exists()):
                 raise ConfigError(full, path, "does not exist", "give an existing path (or a hub id)")
         elif group == "data" and importlib.util.find_spec("datasets") is None:
-            raise ConfigError(full, path, "is a hub id, and loading it needs the datasets package", "pip install datasets, or give a local JSONL file")
+            raise ConfigError(
+                full,
+                path,
+                "is a hub id, and loading it needs the datasets package",
+                "pip install datasets, or give a local JSONL file",
+            )
 
 
 def check(cfg: DictConfig) -> None:
     """Reject a config that cannot work, before anything heavy is imported or built."""
+    register()
     for key in sorted(OmegaConf.missing_keys(cfg)):
         raise ConfigError(key, "???", "is required", f"add {key}=...")
     check_node(cfg, TrainSchema)
@@ -498,7 +509,8 @@ def check(cfg: DictConfig) -> None:
     need = obj.keep.positives + (obj.keep.negatives or 1)
     if cfg.negatives.get("keep_from_samples") and k < need:
         raise ConfigError(
-            "candidate_list.size", k,
+            "candidate_list.size",
+            k,
             f"too small to keep {obj.keep.positives} positives + {obj.keep.negatives} negatives",
             f"use candidate_list.size>={need}",
         )
@@ -506,26 +518,55 @@ def check(cfg: DictConfig) -> None:
         warnings.warn("candidate_list.memory=previous with iterations=1 is the same as current", stacklevel=2)
     if cfg.eval.prompts is not None and cfg.eval.prompts > data.eval_prompts:
         raise ConfigError(
-            "eval.prompts", cfg.eval.prompts, f"more than the {data.eval_prompts} held-out prompts (data.eval_prompts)",
+            "eval.prompts",
+            cfg.eval.prompts,
+            f"more than the {data.eval_prompts} held-out prompts (data.eval_prompts)",
             f"use eval.prompts<={data.eval_prompts} or null",
         )
     model = cfg.model
     if not model.get("path") and not model.get("sft"):
-        raise ConfigError("model.path", None, "this model has no SFT stage to build it", "give model.path=<hub id or directory>")
+        raise ConfigError(
+            "model.path",
+            None,
+            "this model has no SFT stage to build it",
+            "give model.path=<hub id or directory>",
+        )
     if not model.get("path") and not data.get("task"):
         raise ConfigError(
-            "model.path", None, "the tiny model is trained for the arithmetic world only",
+            "model.path",
+            None,
+            "the tiny model is trained for the arithmetic world only",
             "give a pretrained policy: model=hf model.path=<hub id or directory>",
         )
     if model.get("arch") and model.arch.hidden_size % model.arch.num_heads:
-        raise ConfigError("model.arch.num_heads", model.arch.num_heads, f"must divide hidden_size={model.arch.hidden_size}", "e.g. model.arch.num_heads=4")
+        raise ConfigError(
+            "model.arch.num_heads",
+            model.arch.num_heads,
+            f"must divide hidden_size={model.arch.hidden_size}",
+            "e.g. model.arch.num_heads=4",
+        )
     rm = cfg.reward_model
     if rm.get("needs_task") and not data.get("task"):
-        raise ConfigError("reward_model", _choice(cfg, "reward_model"), "is trained on the arithmetic world", "use data=arithmetic")
+        raise ConfigError(
+            "reward_model",
+            _choice(cfg, "reward_model"),
+            "is trained on the arithmetic world",
+            "use data=arithmetic",
+        )
     if rm.get("uses_reference") and not data.get("has_reference"):
-        raise ConfigError("reward_model", _choice(cfg, "reward_model"), f"checks answers against references, which data={_choice(cfg, 'data')} has not", "use data=gsm8k or data=arithmetic")
+        raise ConfigError(
+            "reward_model",
+            _choice(cfg, "reward_model"),
+            f"checks answers against references, which data={_choice(cfg, 'data')} has not",
+            "use data=gsm8k or data=arithmetic",
+        )
     if cfg.reference == "none" and obj.needs_reference:
-        raise ConfigError("reference", "none", f"objective={_choice(cfg, 'objective')} needs a reference model", "use reference=behavior, or a reference-free objective")
+        raise ConfigError(
+            "reference",
+            "none",
+            f"objective={_choice(cfg, 'objective')} needs a reference model",
+            "use reference=behavior, or a reference-free objective",
+        )
     _check_paths(cfg)
     _check_requires(cfg)
 
@@ -551,7 +592,9 @@ def register_resolvers() -> None:
 register_resolvers()
 
 
-def compose(overrides: list[str] = (), config_name: str = "train", config_dir: str | None = None) -> DictConfig:
+def compose(
+    overrides: list[str] = (), config_name: str = "train", config_dir: str | None = None
+) -> DictConfig:
     """The config the CLI would compose from `overrides` (with a user's `--config-dir`), without
     running anything. Inside a running Hydra app, its already initialised search path is used."""
     from hydra import compose as hydra_compose

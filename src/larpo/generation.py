@@ -33,8 +33,6 @@ class HFGenerator:
     j % world == rank are generated (the other prompts get None): data-parallel sampling.
     """
 
-    name = "hf"
-
     def __init__(self, batch_size: int = 1024, max_new_tokens: int = 16, progress: bool = True):
         self.batch_size = batch_size
         self.max_new_tokens = max_new_tokens
@@ -99,8 +97,6 @@ class VLLMGenerator:
     request carries its own seed (from the call seed and the prompt's index), so samples do not
     depend on batching, sharding or tensor parallelism.
     """
-
-    name = "vllm"
 
     def __init__(
         self,

@@ -94,4 +94,3 @@ class OtherPrompt(Unrelated):
                     break
             out.append(picked)
         return out
-

@@ -266,7 +266,10 @@ class Objective:
     """
 
     def __init__(
-        self, fn: Callable[..., Tensor], sft_weight: float = 0.0, needs_reference: bool = True,
+        self,
+        fn: Callable[..., Tensor],
+        sft_weight: float = 0.0,
+        needs_reference: bool = True,
         needs_lengths: bool = False,
     ):
         self.fn, self.sft_weight = fn, float(sft_weight)
@@ -307,8 +310,9 @@ def from_config(node) -> Objective:
         raise ConfigError(
             "objective", node.get("_target_"), f"{err}", f"its hyperparameters are {allowed + ['sft_weight']}"
         ) from None
-    return Objective(fn, node.get("sft_weight", 0.0), node.get("needs_reference", True),
-                     node.get("needs_lengths", False))
+    return Objective(
+        fn, node.get("sft_weight", 0.0), node.get("needs_reference", True), node.get("needs_lengths", False)
+    )
 
 
 def build(name: str, config_dir: str | None = None, **hparams) -> Objective:
@@ -316,11 +320,10 @@ def build(name: str, config_dir: str | None = None, **hparams) -> Objective:
     composed with Hydra and instantiated, with `hparams` (and `sft_weight`) overriding its keys.
     Keys not given keep the config's defaults (`beta` 0.1, `sft_weight` 1.0 for most objectives).
     The programmatic entry point for notebooks and tests; unknown names list the known ones."""
+    from hydra.errors import MissingConfigException
     from omegaconf import open_dict
 
     from larpo.config import ConfigError, compose
-
-    from hydra.errors import MissingConfigException
 
     try:
         node = compose([f"objective={name}"], config_dir=config_dir).objective

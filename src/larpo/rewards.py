@@ -117,7 +117,9 @@ class PairRMReward:
 
     list_relative = True
 
-    def __init__(self, path: str = "llm-blender/PairRM", batch_size: int = 16, context: RewardContext | None = None):
+    def __init__(
+        self, path: str = "llm-blender/PairRM", batch_size: int = 16, context: RewardContext | None = None
+    ):
         progress = context.progress if context else True
         try:
             import llm_blender

@@ -191,7 +191,9 @@ def gsm8k(
     seed: int,
 ) -> Source:
     """GSM8K-style question/answer records; the answer is the reference (verifier, negatives, evaluation)."""
-    files = [read_records(path, split, subset)] + ([read_records(eval_path, eval_split, subset)] if eval_path else [])
+    files = [read_records(path, split, subset)] + (
+        [read_records(eval_path, eval_split, subset)] if eval_path else []
+    )
     answers, questions = {}, [[] for _ in files]
     for part, records in zip(questions, files, strict=True):
         for n, row in records.rows:
@@ -203,7 +205,12 @@ def gsm8k(
             part.append(q)
     _nonempty_questions(files[0], questions[0], "data.path")
     train, held_out = _split(
-        questions[0], prompts_per_iteration, eval_prompts, seed, eval_seed, questions[1] if eval_path else None
+        questions[0],
+        prompts_per_iteration,
+        eval_prompts,
+        seed,
+        eval_seed,
+        questions[1] if eval_path else None,
     )
     return Source(
         train,
@@ -247,7 +254,9 @@ def ultrafeedback(
     return Source(train, held_out, report=_report(files))
 
 
-def lists(path: str, evaluate: bool, task, prompts_per_iteration: int, eval_prompts: int, eval_seed: int, seed: int) -> Source:
+def lists(
+    path: str, evaluate: bool, task, prompts_per_iteration: int, eval_prompts: int, eval_seed: int, seed: int
+) -> Source:
     """Given ranked lists (offline training). With `evaluate`, the arithmetic world's held-out
     prompts and gold judge evaluate the policy (the keys it shares with data=arithmetic)."""
     given, records = read_lists(path)
@@ -263,4 +272,3 @@ def lists(path: str, evaluate: bool, task, prompts_per_iteration: int, eval_prom
         report={"lists_read": len(given), **_report([records])},
         task=task,
     )
-

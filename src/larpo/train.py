@@ -61,7 +61,9 @@ def check_reward_tokenizer(rm: DictConfig) -> None:
         AutoTokenizer.from_pretrained(rm.path, trust_remote_code=rm.trust_remote_code)
     except (OSError, ValueError) as err:
         raise ConfigError(
-            "reward_model.path", rm.path, f"its tokenizer cannot be loaded ({type(err).__name__})",
+            "reward_model.path",
+            rm.path,
+            f"its tokenizer cannot be loaded ({type(err).__name__})",
             "give a directory or hub id that holds the reward model and its tokenizer",
         ) from None
 
@@ -94,7 +96,9 @@ def build(cfg: DictConfig, callbacks: tuple = ()) -> Run:
     t = time.perf_counter()
     policy_path = str(sft_policy_path(cfg.model, cfg.data, cfg.seed, progress=cfg.progress))
     timing["sft"] = time.perf_counter() - t
-    policy, tokenizer = load_policy(policy_path, trust_remote_code=cfg.model.trust_remote_code, dtype=cfg.model.dtype)
+    policy, tokenizer = load_policy(
+        policy_path, trust_remote_code=cfg.model.trust_remote_code, dtype=cfg.model.dtype
+    )
     lora = OmegaConf.to_container(cfg.model.lora, resolve=True) if cfg.model.lora else None
     policy = prepare_for_training(policy, cfg.model.gradient_checkpointing, lora)
     source = instantiate(component(cfg.data, "data"))(prompts_per_iteration=n_prompts, seed=cfg.seed)
@@ -111,12 +115,21 @@ def build(cfg: DictConfig, callbacks: tuple = ()) -> Run:
     else:
         cl = cfg.candidate_list
         sampler = Sampler(
-            generator, tokenizer, source, strategy, k, cfg.temperature, cl.temperatures, cl.schedule,
-            foreign_per_list=negatives, seed=cfg.seed,
+            generator,
+            tokenizer,
+            source,
+            strategy,
+            k,
+            cfg.temperature,
+            cl.temperatures,
+            cl.schedule,
+            foreign_per_list=negatives,
+            seed=cfg.seed,
         )
         t = time.perf_counter()
-        context = RewardContext(source, policy_path, cfg.model.cache_dir, cfg.seed,
-                                accelerator_device(cfg.trainer), cfg.progress)
+        context = RewardContext(
+            source, policy_path, cfg.model.cache_dir, cfg.seed, accelerator_device(cfg.trainer), cfg.progress
+        )
         reward_model = instantiate(component(cfg.reward_model, "reward_model"))(context=context)
         timing["reward_model"] = time.perf_counter() - t
 
@@ -124,8 +137,13 @@ def build(cfg: DictConfig, callbacks: tuple = ()) -> Run:
     if source.eval and source.judge is not None:
         prompts = source.eval[: cfg.eval.prompts] if cfg.eval.prompts else source.eval
         evaluator = Evaluator(
-            prompts, source.judge, source.reference or (lambda p: None), generator,
-            k=cfg.eval.samples, temperature=cfg.eval.temperature, seed=cfg.seed + 202,
+            prompts,
+            source.judge,
+            source.reference or (lambda p: None),
+            generator,
+            k=cfg.eval.samples,
+            temperature=cfg.eval.temperature,
+            seed=cfg.seed + 202,
         )
     else:
         log.info("evaluation: no held-out prompts with a gold judge; export answers with larpo-generate")

@@ -18,7 +18,13 @@ from transformers import AutoModelForSequenceClassification
 from larpo.models import save_atomic
 from larpo.rewards import RewardContext, SequenceClassifierReward
 from larpo.worlds.arithmetic.sft import stage_trainer
-from larpo.worlds.arithmetic.task import ArithmeticTask, build_tokenizer, judge, true_answer, unrelated_response
+from larpo.worlds.arithmetic.task import (
+    ArithmeticTask,
+    build_tokenizer,
+    judge,
+    true_answer,
+    unrelated_response,
+)
 
 log = logging.getLogger("larpo")
 
@@ -92,7 +98,9 @@ def learned_reward_path(
 ) -> Path:
     """Directory of the learned reward model, trained first if not cached (keyed by its config)."""
     key = json.dumps(
-        {"task": asdict(task), "rm": hparams, "seed": seed, "init": str(init_path)}, sort_keys=True, default=str
+        {"task": asdict(task), "rm": hparams, "seed": seed, "init": str(init_path)},
+        sort_keys=True,
+        default=str,
     )
     path = Path(cache_dir).expanduser() / f"rm-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
     if not (path / "config.json").exists():
@@ -111,8 +119,14 @@ def learned_reward_model(
     context: RewardContext,
 ) -> SequenceClassifierReward:
     """The learned reward model of the run's arithmetic task, trained (or loaded from the cache)."""
-    hparams = dict(pairs=pairs, truth_share=truth_share, label_noise=label_noise, epochs=epochs,
-                   batch_size=batch_size, lr=lr)
+    hparams = dict(
+        pairs=pairs,
+        truth_share=truth_share,
+        label_noise=label_noise,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+    )
     path = learned_reward_path(
         context.source.task, hparams, context.cache_dir, context.seed, context.policy_path, context.progress
     )

@@ -145,8 +145,15 @@ def sft_metrics(model_cfg: DictConfig, data_cfg: DictConfig, seed: int, progress
     start = time.perf_counter()
     model, tokenizer = load_policy(str(sft_policy_path(model_cfg, data_cfg, seed, progress)))
     metrics = policy_metrics(
-        model, tokenizer, eval_prompts(data_cfg), HFGenerator(progress=progress), temperature=1.0, k=8,
-        seed=seed, judge=judge, reference=reference,
+        model,
+        tokenizer,
+        eval_prompts(data_cfg),
+        HFGenerator(progress=progress),
+        temperature=1.0,
+        k=8,
+        seed=seed,
+        judge=judge,
+        reference=reference,
     )
     metrics = {k: round(v, 4) for k, v in metrics.items() if k != "win_rate_vs_sft"}
     metrics["seconds"] = round(time.perf_counter() - start, 1)
