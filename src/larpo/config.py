@@ -115,6 +115,11 @@ class Memory(enum.Enum):
     all = "all"
 
 
+class Gains(enum.Enum):
+    shift = "shift"  # labels relative to the list's worst candidate
+    clamp = "clamp"  # negative labels set to 0 (allRank)
+
+
 class Figure(enum.Enum):
     bar = "bar"
     line = "line"
