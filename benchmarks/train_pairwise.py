@@ -7,6 +7,7 @@ and model loading are excluded. Median of --repeats runs, contenders interleaved
 
     python benchmarks/train_pairwise.py --pairs 8192 --repeats 3
     python benchmarks/train_pairwise.py --listwise   # also: listmle on lists of 4, per candidate
+    python benchmarks/train_pairwise.py --listwise --objectives infonca,nca,approxndcg,neuralndcg,pro,raft
 
 TRL is optional (`pip install trl`); without it the TRL row is skipped.
 """
@@ -112,7 +113,8 @@ def larpo_phase(path: str, prompts, lists, objective: str = "pairwise") -> float
         it.ref_logps = flat[i * k : (i + 1) * k]
     data = ListDataModule(BATCH, tok.pad_token_id, seed=0)
     data.set_lists(items)
-    module = LarpoModule(model, objectives.build(objective, beta=BETA), lr=LR, beta=BETA)
+    objective_fn = objectives.build(objective, sft_weight=0.0)  # beta: the config default, 0.1
+    module = LarpoModule(model, objective_fn, lr=LR, beta=BETA)
     trainer = pl.Trainer(
         max_epochs=1,
         accelerator="cpu",
@@ -173,7 +175,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=8192)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--listwise", action="store_true", help="also time listmle on lists of 4")
+    parser.add_argument("--listwise", action="store_true", help="also time listwise objectives on lists of 4")
+    parser.add_argument(
+        "--objectives",
+        default="listmle,lambdarank",
+        help="the listwise objectives --listwise times, comma-separated (e.g. infonca,nca,approxndcg,neuralndcg,pro,raft)",
+    )
     args = parser.parse_args()
     logging.disable(logging.WARNING)
     warnings.filterwarnings("ignore")
@@ -191,8 +198,8 @@ def main() -> None:
         }
         if args.listwise:
             lp, lists4 = make_lists(args.pairs // 2, 4)  # the same number of candidates as the pairs
-            runs["larpo listmle (lists of 4)"] = lambda: larpo_phase(d, lp, lists4, "listmle")
-            runs["larpo lambdarank (lists of 4)"] = lambda: larpo_phase(d, lp, lists4, "lambdarank")
+            for name in args.objectives.split(","):
+                runs[f"larpo {name} (lists of 4)"] = lambda name=name: larpo_phase(d, lp, lists4, name)
         times: dict[str, list[float]] = {k: [] for k in runs}
         for _ in range(args.repeats):
             for name, fn in runs.items():

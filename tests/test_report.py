@@ -1,5 +1,7 @@
 """larpo-report on a real 2-job sweep: the table it writes, failed jobs, and reading only JSON."""
 
+import csv
+import json
 import math
 import os
 import subprocess
@@ -10,15 +12,105 @@ import pytest
 import torch
 from conftest import MICRO, compose_cfg
 
-from larpo.report import mean_ci
+from larpo.report import claims, collect, holm, mean_ci, paired, t_pvalue, t_quantile, verdict, write_report
 
 ENV = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
 
 
 def test_mean_ci_is_student_t():
     m, h = mean_ci([0.5, 0.7])
-    assert m == pytest.approx(0.6) and h == pytest.approx(12.706 * math.sqrt(0.02) / math.sqrt(2))
-    assert mean_ci([0.4]) == (0.4, 0.0)
+    assert m == pytest.approx(0.6) and h == pytest.approx(12.7062 * math.sqrt(0.02) / math.sqrt(2), rel=1e-4)
+    assert mean_ci([0.4]) == (0.4, None)  # one seed: no interval
+
+
+@pytest.mark.parametrize(("dof", "quantile"), [(1, 12.7062), (2, 4.3027), (4, 2.7764), (9, 2.2622), (30, 2.0423)])
+def test_t_quantiles_and_pvalues_match_the_tables(dof, quantile):
+    assert t_quantile(dof) == pytest.approx(quantile, abs=1e-4)
+    assert t_pvalue(quantile, dof) == pytest.approx(0.05, abs=1e-5)
+
+
+def test_holm_adjusts_step_down():
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+
+
+def write_job(root: Path, i: int, overrides: list[str], seed: int, final: dict, sft: dict, report: dict | None = None):
+    job = root / str(i)
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in [*overrides, f"seed={seed}"]))
+    config = {"seed": seed, "experiment_name": "synthetic", "report": report or {}}
+    history = [{"iteration": 0, **sft}, {"iteration": 1, **final}]
+    (job / "summary.json").write_text(json.dumps({"config": config, "history": history, "final": final, "timing": {"total": 10.0 + i}}))
+
+
+BASE = [0.50, 0.56, 0.53, 0.59, 0.52]  # seeds differ a lot: the SFT policy and prompts differ
+GAIN = [0.021, 0.019, 0.024, 0.018, 0.023]  # the setting beats the baseline on every seed
+
+
+def synthetic_sweep(root: Path) -> None:
+    report = {"baseline": "objective=pairwise", "claims": ["objective=listmle > objective=pairwise"]}
+    i = 0
+    for seed, (b, g) in enumerate(zip(BASE, GAIN)):
+        for name, value in (("pairwise", b), ("listmle", b + g)):
+            write_job(root, i, [f"objective={name}"], seed, {"win_rate_vs_sft": value}, {"win_rate_vs_sft": 0.5}, report)
+            i += 1
+
+
+def test_paired_test_decides_where_unpaired_intervals_overlap(tmp_path):
+    """5 seeds. Unpaired: pairwise 0.540 ± 0.0439, listmle 0.561 ± 0.0417: the intervals overlap
+    ([0.496, 0.584] and [0.519, 0.603]). Paired: listmle - pairwise = 0.021 ± 0.0032 (t = 18.4,
+    p = 5.1e-05): reproduced."""
+    synthetic_sweep(tmp_path)
+    sweep = collect(tmp_path)
+    (m_b, h_b), (m_l, h_l) = (mean_ci(list(sweep.by_seed(s, "win_rate_vs_sft").values())) for s in ("objective=pairwise", "objective=listmle"))
+    assert (m_b, h_b) == pytest.approx((0.540, 0.04390), abs=5e-5)
+    assert (m_l, h_l) == pytest.approx((0.561, 0.04167), abs=5e-5)
+    assert m_l - h_l < m_b + h_b  # unpaired: overlapping intervals, undecided
+    d = paired(sweep.by_seed("objective=listmle", "win_rate_vs_sft"), sweep.by_seed("objective=pairwise", "win_rate_vs_sft"))
+    assert (d.mean, d.half, d.n) == (pytest.approx(0.021), pytest.approx(0.003166, abs=1e-6), 5)
+    assert d.p == pytest.approx(5.1e-05, rel=0.02)
+    (row,) = claims(sweep, "win_rate_vs_sft")
+    assert row["verdict"] == "reproduced" and row["p_holm"] == pytest.approx(d.p)
+
+    md = write_report(tmp_path).read_text()
+    assert "| objective=listmle > objective=pairwise | 0.021 ± 0.003 | 5 | 5.11e-05 | 5.11e-05 | **reproduced** |" in md
+    assert "| objective=listmle | 5 | 0.021 ± 0.003 |" in md  # the paired-differences table
+
+
+def test_verdicts_follow_the_rule():
+    base = {s: 0.5 for s in range(5)}
+    worse = paired({s: 0.47 + 0.001 * s for s in range(5)}, base)
+    assert verdict(worse, worse.p) == "not reproduced"  # significant, the wrong way
+    flat = paired({s: 0.5 + (0.002 if s % 2 else -0.002) for s in range(5)}, base)
+    assert verdict(flat, 1.0) == "not reproduced"  # the interval rules out a gain of 0.01
+    noisy = paired({s: 0.5 + (0.05 if s % 2 else -0.04) for s in range(5)}, base)
+    assert verdict(noisy, 1.0) == "inconclusive"
+    single = paired({0: 0.6}, {0: 0.5})
+    assert single.half is None and verdict(single, None) == "inconclusive"
+
+
+def test_runs_csv_rebuilds_the_same_report_and_duplicates_count_once(tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    synthetic_sweep(sweep_dir)
+    write_job(sweep_dir, 99, ["objective=listmle"], 0, {"win_rate_vs_sft": 0.9}, {"win_rate_vs_sft": 0.5})  # a rerun
+    first = write_report(sweep_dir, tmp_path / "a" / "results.md")
+    rows = list(csv.DictReader(open(first.with_name("runs.csv"))))
+    assert len(rows) == 10 and set(rows[0]) >= {"experiment", "setting", "seed", "wall_time_s", "win_rate_vs_sft"}
+    assert rows[1] == {**rows[1], "experiment": "synthetic", "setting": "objective=listmle", "seed": "0", "wall_time_s": "11.0"}
+    text = first.read_text()
+    assert "## Duplicate runs (counted once: the first)" in text and "objective=listmle seed=0" in text
+    assert "| objective=listmle | 5 | 0.561 ± 0.042 |" in text  # the 0.9 rerun is not a sixth seed
+    rebuilt = write_report(first.with_name("runs.csv"), tmp_path / "b" / "results.md")
+    same = [line for line in text.splitlines() if line.startswith("|")]
+    assert [line for line in rebuilt.read_text().splitlines() if line.startswith("|")] == same
+    assert rebuilt.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_one_seed_shows_no_interval(tmp_path):
+    write_job(tmp_path, 0, ["objective=listmle"], 0, {"win_rate_vs_sft": 0.61}, {"win_rate_vs_sft": 0.5})
+    write_job(tmp_path, 1, ["objective=pairwise"], 0, {"win_rate_vs_sft": 0.58}, {"win_rate_vs_sft": 0.5})
+    text = write_report(tmp_path).read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| objective=")]
+    assert rows[0].startswith("| objective=listmle | 1 | 0.610 |") and not any("±" in r for r in rows)
 
 
 class Exploit:
