@@ -1,19 +1,19 @@
 #!/usr/bin/env bash
 # Reproduce the paper's tables and figures at the embedded scale, then write their reports to
-# docs/results/<experiment>/ (results.md, results.png, wall_time.txt).
+# docs/results/<experiment>/ (results.md, results.png, runs.csv, report.json, wall_time.txt).
 #   experiments/paper.sh                      # all six, 2 jobs at a time (hydra/launcher=local)
 #   experiments/paper.sh table3_objectives    # just one
 # Extra Hydra overrides go in LARPO_OVERRIDES, e.g. LARPO_OVERRIDES="hydra/launcher=slurm trainer=gpu".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 experiments=("$@")
-[ ${#experiments[@]} -eq 0 ] && experiments=(table3_objectives table4_memorization fig3a_negatives \
-    fig3c_list_size fig3b_temperature table2_baselines)
+[ ${#experiments[@]} -eq 0 ] && experiments=(objectives_extended table3_objectives fig3b_temperature \
+    table4_memorization fig3a_negatives fig3c_list_size table2_baselines)
 launcher=${LARPO_LAUNCHER:-hydra/launcher=local}
 
-# the SFT policies of the three seeds first (one after the other: parallel torch processes
+# the SFT policies of the five seeds first (one after the other: parallel torch processes
 # oversubscribe the cores), so parallel jobs never train the same one twice
-for seed in 0 1 2; do larpo-sft seed=$seed progress=false hydra.run.dir=outputs/sft/seed$seed; done
+for seed in 0 1 2 3 4; do larpo-sft seed=$seed progress=false hydra.run.dir=outputs/sft/seed$seed; done
 
 for name in "${experiments[@]}"; do
     sweep=multirun/$name/$(date +%Y-%m-%d_%H-%M-%S)
