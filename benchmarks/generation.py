@@ -58,9 +58,7 @@ def bare_generate(model, tok, prompts, k: int, per_call: str) -> float:
 
 def larpo_generate(model, tok, prompts, k: int) -> float:
     start = time.perf_counter()
-    out = HFGenerator(batch_size=CHUNK, max_new_tokens=NEW, progress=False)(
-        model, tok, prompts, k, 1.0, seed=0
-    )
+    out = HFGenerator(batch_size=CHUNK, max_new_tokens=NEW, progress=False)(model, tok, prompts, k, 1.0, seed=0)
     assert sum(map(len, out)) == len(prompts) * k
     return time.perf_counter() - start
 

@@ -74,9 +74,7 @@ def bare_pytorch(path: str, prompts, lists) -> float:
     flat = [s for row in seqs for s in row]
     flat_plen = [pl_ for pl_, row in zip(prompt_len, seqs) for _ in row]
     with torch.no_grad():
-        ref = torch.cat(
-            [logps(flat[i : i + 1024], flat_plen[i : i + 1024]) for i in range(0, len(flat), 1024)]
-        )
+        ref = torch.cat([logps(flat[i : i + 1024], flat_plen[i : i + 1024]) for i in range(0, len(flat), 1024)])
     ref = ref.view(len(seqs), -1)
     opt = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=0.0)
     order = torch.randperm(len(seqs), generator=torch.Generator().manual_seed(0)).tolist()
@@ -100,14 +98,10 @@ def larpo_phase(path: str, prompts, lists, objective: str = "pairwise") -> float
     model, tok = load_policy(path)
     start = time.perf_counter()
     items = [
-        TrainingList(
-            encode_prompt(tok, p), [encode_response(tok, r) for r in rs], [float(-j) for j in range(len(rs))]
-        )
+        TrainingList(encode_prompt(tok, p), [encode_response(tok, r) for r in rs], [float(-j) for j in range(len(rs))])
         for p, rs in zip(prompts, lists)
     ]
-    flat = sequence_logps(
-        model, [(it.prompt_ids, r) for it in items for r in it.response_ids], tok.pad_token_id
-    )
+    flat = sequence_logps(model, [(it.prompt_ids, r) for it in items for r in it.response_ids], tok.pad_token_id)
     for i, it in enumerate(items):
         k = len(it.response_ids)
         it.ref_logps = flat[i * k : (i + 1) * k]
@@ -141,9 +135,7 @@ def trl_dpo(path: str, prompts, lists) -> float | None:
         return None
     model, tok = load_policy(path)
     tok.padding_side = "right"
-    ds = Dataset.from_dict(
-        {"prompt": prompts, "chosen": [r[0] for r in lists], "rejected": [r[-1] for r in lists]}
-    )
+    ds = Dataset.from_dict({"prompt": prompts, "chosen": [r[0] for r in lists], "rejected": [r[-1] for r in lists]})
     with tempfile.TemporaryDirectory() as out:
         args = DPOConfig(
             output_dir=out,
@@ -179,7 +171,7 @@ def main() -> None:
     parser.add_argument(
         "--objectives",
         default="listmle,lambdarank",
-        help="the listwise objectives --listwise times, comma-separated (e.g. infonca,nca,approxndcg,neuralndcg,pro,raft)",
+        help="objectives --listwise times, comma-separated, e.g. infonca,nca,approxndcg,neuralndcg,pro,raft",
     )
     args = parser.parse_args()
     logging.disable(logging.WARNING)
@@ -207,10 +199,7 @@ def main() -> None:
                 if t is not None:
                     times[name].append(t)
     base = statistics.median(times["bare PyTorch"])
-    print(
-        f"{args.pairs} pairs, batch {BATCH}, 1 epoch, {torch.get_num_threads()} threads, "
-        f"median of {args.repeats}"
-    )
+    print(f"{args.pairs} pairs, batch {BATCH}, 1 epoch, {torch.get_num_threads()} threads, median of {args.repeats}")
     print(f"{'contender':32s} {'seconds':>8s} {'vs bare':>8s}")
     for name, ts in times.items():
         if ts:

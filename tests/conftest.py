@@ -65,9 +65,5 @@ def tiny_hub(tmp_path_factory):
     from tiny_hub import save_policy, save_reward_model
 
     root = tmp_path_factory.mktemp("hub")
-    corpus = [
-        line
-        for f in (Path(__file__).parent / "fixtures").glob("*.jsonl")
-        for line in f.read_text().splitlines()
-    ]
+    corpus = [line for f in (Path(__file__).parent / "fixtures").glob("*.jsonl") for line in f.read_text().splitlines()]
     return {"policy": save_policy(root / "policy"), "reward": save_reward_model(root / "rm", corpus)}

@@ -128,9 +128,7 @@ def out_of_range_cases():
             cases.append(("", key, rng))
     for group in GROUP_SCHEMAS:
         for option in sorted((Path(CONF) / group).glob("*.yaml")):
-            node = compose_cfg([f"{group}={option.stem}", *needs_for(group, option.stem, Path("/tmp"))])[
-                group
-            ]
+            node = compose_cfg([f"{group}={option.stem}", *needs_for(group, option.stem, Path("/tmp"))])[group]
             for key, rng in numeric_keys(GROUP_SCHEMAS[group]):
                 if OmegaConf.select(node, key) is not None:
                     cases.append((f"{group}={option.stem}", f"{group}.{key}", rng))
@@ -247,9 +245,7 @@ def test_cli_prints_the_composed_config():
 
 
 def test_help_reads_like_a_tool_help_page():
-    out = subprocess.run(
-        [sys.executable, "-m", "larpo", "--help"], capture_output=True, text=True, check=True
-    ).stdout
+    out = subprocess.run([sys.executable, "-m", "larpo", "--help"], capture_output=True, text=True, check=True).stdout
     assert "LarPO" in out and "objective: " in out and "listmle" in out and "larpo -m experiment=" in out
     assert len(out.splitlines()) < 60
 

@@ -50,9 +50,7 @@ def memory_all(tmp_path_factory, cache_dir):
     from conftest import MICRO, compose_cfg
 
     tmp = tmp_path_factory.mktemp("memory_all")
-    cfg = compose_cfg(
-        [*MICRO, f"model.cache_dir={cache_dir}", "candidate_list.memory=all", "logger=wandb"], tmp
-    )
+    cfg = compose_cfg([*MICRO, f"model.cache_dir={cache_dir}", "candidate_list.memory=all", "logger=wandb"], tmp)
     probe = Probe()
     summary = fit(build(cfg, callbacks=(probe,)))
     return tmp / "run", summary, probe
@@ -79,10 +77,7 @@ def test_summary_follows_the_contract(memory_all):
     assert p == sorted(p)  # Recall@N grows with N
     assert {"generation", "scoring", "reference", "training", "evaluation"} <= set(on_disk["timing"])
     assert on_disk["config"]["candidate_list"]["memory"] == "all"
-    assert (
-        on_disk["throughput"]["generation_tokens_per_s"] > 0
-        and on_disk["throughput"]["training_tokens_per_s"] > 0
-    )
+    assert on_disk["throughput"]["generation_tokens_per_s"] > 0 and on_disk["throughput"]["training_tokens_per_s"] > 0
 
 
 def test_memory_all_holds_both_iterations_deduplicated(memory_all):
@@ -112,9 +107,7 @@ def test_reference_logps_equal_a_fresh_computation_with_the_behaviour_policy(mem
     a, b = (dict(m.named_parameters()) for m, _ in probe.snapshots)
     assert any(not torch.equal(a[n], b[n]) for n in a)
     # the reference model scored each kept candidate exactly once per iteration
-    assert summary["reference_forwards"] == sum(
-        len(it.response_ids) for _, ls in probe.snapshots for it in ls
-    )
+    assert summary["reference_forwards"] == sum(len(it.response_ids) for _, ls in probe.snapshots for it in ls)
 
 
 def test_no_reference_forward_inside_training_steps(memory_all):
@@ -185,9 +178,7 @@ def test_temperatures_diverse_and_scheduled(micro):
     run_dir = __import__("pathlib").Path(summary["config"]["run_dir"])
     temps = {t for lst in pool(run_dir, 1).values() for t in lst.temperatures}
     assert temps == {0.5, 1.0}  # both temperatures sampled and ranked together
-    scheduled = build(
-        micro("candidate_list.schedule=[1.2,0.8]", "candidate_list.size=3", "objective=pairwise")
-    )
+    scheduled = build(micro("candidate_list.schedule=[1.2,0.8]", "candidate_list.size=3", "objective=pairwise"))
     assert scheduled.loop.sampler.temperatures_of(1) == [1.2] * 3
     assert scheduled.loop.sampler.temperatures_of(2) == [0.8] * 3
     assert scheduled.loop.sampler.temperatures_of(5) == [0.8] * 3  # the last entry holds on

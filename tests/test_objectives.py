@@ -106,9 +106,7 @@ def ref_lipo(lp, rf, ln, rw, beta=0.1, normalize=False):
     for i in range(len(g)):
         for j in range(len(g)):
             if rw[i] > rw[j]:
-                lam = abs(2 ** rw[i] - 2 ** rw[j]) * abs(
-                    1 / math.log2(1 + tau[i]) - 1 / math.log2(1 + tau[j])
-                )
+                lam = abs(2 ** rw[i] - 2 ** rw[j]) * abs(1 / math.log2(1 + tau[i]) - 1 / math.log2(1 + tau[j]))
                 terms.append(-lam * logsig(g[i] - g[j]))
     if not terms:
         return None
@@ -218,10 +216,7 @@ def ref_neuralndcg(lp, rf, ln, rw, beta=0.1, temperature=1.0, gains="shift"):
     if ideal == 0:
         return None
     spread = [sum(abs(g[j] - x) for x in g) for j in range(k)]
-    p = [
-        softmax([((k + 1 - 2 * (r + 1)) * g[j] - spread[j]) / temperature for j in range(k)])
-        for r in range(k)
-    ]
+    p = [softmax([((k + 1 - 2 * (r + 1)) * g[j] - spread[j]) / temperature for j in range(k)]) for r in range(k)]
     for _ in range(50):  # Sinkhorn: columns, then rows, until both sums are within 1e-6 of 1
         cols = [sum(p[r][j] for r in range(k)) for j in range(k)]
         p = [[p[r][j] / max(cols[j], 1e-10) for j in range(k)] for r in range(k)]
@@ -290,9 +285,7 @@ HPARAMS = {  # non-default values, so a hyperparameter that is ignored makes the
     "pro": {"dynamic_temperature": True},
     "raft": {},
 }
-TOLERANCE = {
-    "neuralndcg": 1e-6
-}  # Sinkhorn stops on a tolerance over the whole batch, the plain loop per list
+TOLERANCE = {"neuralndcg": 1e-6}  # Sinkhorn stops on a tolerance over the whole batch, the plain loop per list
 
 
 def test_every_shipped_objective_is_tested():
@@ -303,9 +296,7 @@ def test_every_shipped_objective_is_tested():
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_objective_matches_plain_formula(name, seed):
     batch = random_batch(seed)
-    loss = objectives.build(name, sft_weight=0.0, **HPARAMS[name])(
-        *batch[:3], lengths=batch[3], rewards=batch[4]
-    )
+    loss = objectives.build(name, sft_weight=0.0, **HPARAMS[name])(*batch[:3], lengths=batch[3], rewards=batch[4])
     expected = mean([PLAIN[name](*row, **HPARAMS[name]) for row in rows(*batch)])
     assert math.isfinite(float(loss))
     tol = TOLERANCE.get(name, 1e-9)
@@ -315,9 +306,7 @@ def test_objective_matches_plain_formula(name, seed):
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_kto_matches_plain_formula(seed):
     batch = random_batch(seed)
-    loss = objectives.build("kto", sft_weight=0.0, **HPARAMS["kto"])(
-        *batch[:3], lengths=batch[3], rewards=batch[4]
-    )
+    loss = objectives.build("kto", sft_weight=0.0, **HPARAMS["kto"])(*batch[:3], lengths=batch[3], rewards=batch[4])
     assert float(loss) == pytest.approx(ref_kto_batch(list(rows(*batch)), **HPARAMS["kto"]), rel=1e-9)
 
 
@@ -344,9 +333,7 @@ def test_all_tied_lists_give_zero_loss_with_a_graph():
     mask = torch.ones(3, 4, dtype=torch.bool)
     rewards = torch.ones(3, 4, dtype=torch.float64)
     for name in OPTIONS:
-        loss = objectives.build(name, sft_weight=0.0)(
-            logps, logps.detach() * 0.5, mask, torch.ones(3, 4), rewards
-        )
+        loss = objectives.build(name, sft_weight=0.0)(logps, logps.detach() * 0.5, mask, torch.ones(3, 4), rewards)
         assert float(loss) == 0.0, name
         loss.backward()  # still differentiable, gradient all zero
         assert torch.all(logps.grad == 0)
@@ -462,9 +449,7 @@ def test_nca_with_two_candidates_and_a_sharp_target_is_the_pairwise_nca():
 
 def test_pro_without_dynamic_temperature_is_plackett_luce_over_normalised_logps():
     logps, ref, mask, lengths, rewards = random_batch(6)
-    loss = objectives.build("pro", dynamic_temperature=False, sft_weight=0.0)(
-        logps, None, mask, lengths, rewards
-    )
+    loss = objectives.build("pro", dynamic_temperature=False, sft_weight=0.0)(logps, None, mask, lengths, rewards)
     expected = mean(
         [
             ref_listmle([a / n for a, n in zip(lp, ln)], [0.0] * len(lp), ln, rw, beta=1.0)
@@ -561,8 +546,6 @@ def test_approxndcg_is_allranks_approxndcg(allrank, seed, alpha):
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_neuralndcg_is_allranks_neuralndcg(allrank, seed):
     logps, ref, mask, labels = peer_batch(seed)
-    ours = objectives.build("neuralndcg", beta=0.1, gains="clamp", sft_weight=0.0)(
-        logps, ref, mask, rewards=labels
-    )
+    ours = objectives.build("neuralndcg", beta=0.1, gains="clamp", sft_weight=0.0)(logps, ref, mask, rewards=labels)
     theirs = allrank["neuralNDCG"](0.1 * (logps - ref), labels.masked_fill(~mask, -1.0))
     assert float(ours) == pytest.approx(float(theirs), rel=1e-5)

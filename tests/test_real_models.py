@@ -79,9 +79,7 @@ def test_ultrafeedback_with_a_chat_policy_and_a_reward_model_with_another_tokeni
     tok = AutoTokenizer.from_pretrained(tiny_hub["policy"])
     policy = AutoModelForCausalLM.from_pretrained(tiny_hub["policy"]).eval()
     kept = [row["responses"][j] for j in row["kept"]]
-    prompt_ids = tok(f"<s><|user|>\n{row['prompt']}</s>\n<|assistant|>\n", add_special_tokens=False)[
-        "input_ids"
-    ]
+    prompt_ids = tok(f"<s><|user|>\n{row['prompt']}</s>\n<|assistant|>\n", add_special_tokens=False)["input_ids"]
     resp_ids = tok(kept[0], add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
     with torch.no_grad():
         logits = policy(torch.tensor([prompt_ids + resp_ids])).logits[0].log_softmax(-1)
@@ -122,10 +120,7 @@ def test_prompt_text_uses_the_chat_template_only_when_there_is_one(tiny_hub):
             {"role": "user", "content": "c"},
         ]
     )
-    assert (
-        prompt_text(tok, turns)
-        == "<s><|user|>\na</s>\n<|assistant|>\nb</s>\n<|user|>\nc</s>\n<|assistant|>\n"
-    )
+    assert prompt_text(tok, turns) == "<s><|user|>\na</s>\n<|assistant|>\nb</s>\n<|user|>\nc</s>\n<|assistant|>\n"
     tok.chat_template = None
     assert prompt_text(tok, "37+48=") == "37+48="
 

@@ -14,6 +14,7 @@ import torch
 from conftest import CONF, MICRO
 
 from larpo.candidates import read_pool
+from larpo.config import ConfigError
 from larpo.train import build, fit
 
 ENV = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
@@ -121,9 +122,7 @@ def test_a_new_run_gets_a_new_directory_under_outputs(tmp_path):
 
 
 def test_memory_previous_with_one_iteration_only_warns(tmp_path, cache_dir):
-    out = larpo(
-        *micro_args(cache_dir, "candidate_list.memory=previous", "iterations=1"), f"hydra.run.dir={tmp_path}"
-    )
+    out = larpo(*micro_args(cache_dir, "candidate_list.memory=previous", "iterations=1"), f"hydra.run.dir={tmp_path}")
     assert out.returncode == 0, out.stderr[-2000:]
     assert "candidate_list.memory=previous with iterations=1 is the same as current" in out.stderr
     assert (tmp_path / "summary.json").exists()
@@ -173,10 +172,7 @@ def test_pool_reader_skips_malformed_lines_and_names_them(tmp_path):
 
 def test_every_kind_of_bad_line_is_skipped_and_the_good_lines_train(micro, tmp_path):
     path = tmp_path / "lists.jsonl"
-    rows = [
-        good(f"{a}+{a}=", [str(2 * a), str(2 * a + 1), str(2 * a + 3)], [1.0, 0.5, 0.25])
-        for a in range(10, 30)
-    ]
+    rows = [good(f"{a}+{a}=", [str(2 * a), str(2 * a + 1), str(2 * a + 3)], [1.0, 0.5, 0.25]) for a in range(10, 30)]
     bad = {
         21: ("this line is not JSON", "not JSON"),
         22: ('["a", "list"]', "not a JSON object (a list)"),
@@ -231,9 +227,7 @@ def test_a_file_with_no_valid_line_stops_with_one_line(tmp_path):
     )
     assert out.returncode == 2
     assert (
-        out.stderr.strip()
-        .splitlines()[-1]
-        .startswith(f"larpo: data.path={path}: has no valid list (line 1: not JSON")
+        out.stderr.strip().splitlines()[-1].startswith(f"larpo: data.path={path}: has no valid list (line 1: not JSON")
     )
 
 
@@ -295,3 +289,51 @@ def test_remote_code_is_off_by_default(tmp_path):
     for option in Path(CONF, "reward_model").glob("*.yaml"):
         text = option.read_text()
         assert "trust_remote_code: true" not in text.lower()
+
+
+@pytest.mark.slow
+def test_two_runs_started_together_in_one_folder_share_nothing(tmp_path, cache_dir):
+    args = [sys.executable, "-m", "larpo", *micro_args(cache_dir, "iterations=1", "logger=wandb")]
+    procs = [
+        subprocess.Popen(
+            [*args, f"objective={name}"],
+            cwd=tmp_path,
+            env=ENV,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        for name in ("pairwise", "listmle")
+    ]
+    for p in procs:
+        assert p.wait(timeout=300) == 0, p.stderr.read()[-2000:]
+    runs = sorted((tmp_path / "outputs").glob("*/*"))
+    assert len(runs) == 2  # two directories, even when started in the same second
+    targets = set()
+    for run in runs:
+        summary = json.loads((run / "summary.json").read_text())
+        overrides = (run / ".hydra" / "overrides.yaml").read_text()
+        name = summary["config"]["objective"]["_target_"].rsplit(".", 1)[1]
+        assert f"objective={name}" in overrides  # each summary matches its own overrides
+        assert len(list((run / "wandb").glob("offline-run-*"))) == 1  # and its own W&B run
+        targets.add(name)
+    assert targets == {"pairwise", "listmle"}
+
+
+def test_resume_applies_safe_overrides_and_refuses_the_rest(micro, tmp_path):
+    from larpo.cli import resumed
+
+    cfg = micro("iterations=1")
+    run_dir = tmp_path / "old"
+    run_dir.mkdir()
+    from omegaconf import OmegaConf
+
+    OmegaConf.save(cfg, run_dir / "config.yaml")
+    new = micro("progress=true", "logger=wandb", f"resume={run_dir}")
+    kept = resumed(new, ["progress=true", "logger=wandb", f"resume={run_dir}"])
+    assert kept.progress is True and kept.logger._target_.endswith("wandb_logger") and kept.run_dir == str(run_dir)
+    assert kept.iterations == 1  # the run's own config
+    with pytest.raises(ConfigError, match=r"lr=0.5 objective=pairwise cannot apply; drop them"):
+        resumed(
+            micro("lr=0.5", "objective=pairwise", f"resume={run_dir}"),
+            ["lr=0.5", "objective=pairwise", f"resume={run_dir}"],
+        )

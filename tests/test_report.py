@@ -39,7 +39,9 @@ def write_job(root: Path, i: int, overrides: list[str], seed: int, final: dict, 
     (job / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in [*overrides, f"seed={seed}"]))
     config = {"seed": seed, "experiment_name": "synthetic", "report": report or {}}
     history = [{"iteration": 0, **sft}, {"iteration": 1, **final}]
-    (job / "summary.json").write_text(json.dumps({"config": config, "history": history, "final": final, "timing": {"total": 10.0 + i}}))
+    (job / "summary.json").write_text(
+        json.dumps({"config": config, "history": history, "final": final, "timing": {"total": 10.0 + i}})
+    )
 
 
 BASE = [0.50, 0.56, 0.53, 0.59, 0.52]  # seeds differ a lot: the SFT policy and prompts differ
@@ -51,7 +53,15 @@ def synthetic_sweep(root: Path) -> None:
     i = 0
     for seed, (b, g) in enumerate(zip(BASE, GAIN)):
         for name, value in (("pairwise", b), ("listmle", b + g)):
-            write_job(root, i, [f"objective={name}"], seed, {"win_rate_vs_sft": value}, {"win_rate_vs_sft": 0.5}, report)
+            write_job(
+                root,
+                i,
+                [f"objective={name}"],
+                seed,
+                {"win_rate_vs_sft": value},
+                {"win_rate_vs_sft": 0.5},
+                report,
+            )
             i += 1
 
 
@@ -61,11 +71,16 @@ def test_paired_test_decides_where_unpaired_intervals_overlap(tmp_path):
     p = 5.1e-05): reproduced."""
     synthetic_sweep(tmp_path)
     sweep = collect(tmp_path)
-    (m_b, h_b), (m_l, h_l) = (mean_ci(list(sweep.by_seed(s, "win_rate_vs_sft").values())) for s in ("objective=pairwise", "objective=listmle"))
+    (m_b, h_b), (m_l, h_l) = (
+        mean_ci(list(sweep.by_seed(s, "win_rate_vs_sft").values())) for s in ("objective=pairwise", "objective=listmle")
+    )
     assert (m_b, h_b) == pytest.approx((0.540, 0.04390), abs=5e-5)
     assert (m_l, h_l) == pytest.approx((0.561, 0.04167), abs=5e-5)
     assert m_l - h_l < m_b + h_b  # unpaired: overlapping intervals, undecided
-    d = paired(sweep.by_seed("objective=listmle", "win_rate_vs_sft"), sweep.by_seed("objective=pairwise", "win_rate_vs_sft"))
+    d = paired(
+        sweep.by_seed("objective=listmle", "win_rate_vs_sft"),
+        sweep.by_seed("objective=pairwise", "win_rate_vs_sft"),
+    )
     assert (d.mean, d.half, d.n) == (pytest.approx(0.021), pytest.approx(0.003166, abs=1e-6), 5)
     assert d.p == pytest.approx(5.1e-05, rel=0.02)
     (row,) = claims(sweep, "win_rate_vs_sft")
@@ -94,8 +109,20 @@ def test_runs_csv_rebuilds_the_same_report_and_duplicates_count_once(tmp_path):
     write_job(sweep_dir, 99, ["objective=listmle"], 0, {"win_rate_vs_sft": 0.9}, {"win_rate_vs_sft": 0.5})  # a rerun
     first = write_report(sweep_dir, tmp_path / "a" / "results.md")
     rows = list(csv.DictReader(open(first.with_name("runs.csv"))))
-    assert len(rows) == 10 and set(rows[0]) >= {"experiment", "setting", "seed", "wall_time_s", "win_rate_vs_sft"}
-    assert rows[1] == {**rows[1], "experiment": "synthetic", "setting": "objective=listmle", "seed": "0", "wall_time_s": "11.0"}
+    assert len(rows) == 10 and set(rows[0]) >= {
+        "experiment",
+        "setting",
+        "seed",
+        "wall_time_s",
+        "win_rate_vs_sft",
+    }
+    assert rows[1] == {
+        **rows[1],
+        "experiment": "synthetic",
+        "setting": "objective=listmle",
+        "seed": "0",
+        "wall_time_s": "11.0",
+    }
     text = first.read_text()
     assert "## Duplicate runs (counted once: the first)" in text and "objective=listmle seed=0" in text
     assert "| objective=listmle | 5 | 0.561 ± 0.042 |" in text  # the 0.9 rerun is not a sixth seed
@@ -142,9 +169,7 @@ def test_report_of_a_sweep(tmp_path, cache_dir):
         timeout=600,
     )
     assert out.returncode == 0, out.stderr[-2000:]
-    finals = [
-        __import__("json").loads((sweep / str(i) / "summary.json").read_text())["final"] for i in (0, 1)
-    ]
+    finals = [__import__("json").loads((sweep / str(i) / "summary.json").read_text())["final"] for i in (0, 1)]
 
     # a job that started and died, and a booby-trapped checkpoint from "another user"
     (sweep / "2" / ".hydra").mkdir(parents=True)

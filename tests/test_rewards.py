@@ -22,21 +22,15 @@ def test_learned_reward_model_is_what_training_ranks_with(micro):
     r = build(micro("reward_model=learned", "reward_model.pairs=512", "iterations=1"))
     rm = r.loop.ranker.reward_model
     assert isinstance(rm, SequenceClassifierReward)
-    assert rm.model.config.num_labels == 1 and rm.model.config.architectures[0].endswith(
-        "SequenceClassification"
-    )
+    assert rm.model.config.num_labels == 1 and rm.model.config.architectures[0].endswith("SequenceClassification")
     summary = fit(r)
-    lists, _ = read_pool(
-        __import__("pathlib").Path(summary["config"]["run_dir"]) / "pool" / "iteration_1.jsonl"
-    )
+    lists, _ = read_pool(__import__("pathlib").Path(summary["config"]["run_dir"]) / "pool" / "iteration_1.jsonl")
     fresh = rm.score([lst.prompt for lst in lists], [lst.responses for lst in lists])
     differs_from_judge = 0
     for lst, scores in zip(lists, fresh):
         assert all(math.isfinite(w) for w in lst.rewards)
         assert lst.rewards == pytest.approx(scores, abs=1e-5)  # the pool holds the RM's scores
-        differs_from_judge += any(
-            abs(w - judge(lst.prompt, x)) > 1e-3 for w, x in zip(lst.rewards, lst.responses)
-        )
+        differs_from_judge += any(abs(w - judge(lst.prompt, x)) > 1e-3 for w, x in zip(lst.rewards, lst.responses))
     assert differs_from_judge == len(lists)  # not the judge in disguise
     # evaluation still uses the gold judge: the SFT policy against itself is exactly a tie
     assert summary["history"][0]["win_rate_vs_sft"] == 0.5

@@ -22,9 +22,7 @@ def test_gradient_checkpointing_changes_memory_not_results(micro, tmp_path):
 
 
 def test_lora_trains_the_adapters_only(micro):
-    r = build(
-        micro("model.lora={r:4,lora_alpha:8,lora_dropout:0.0,target_modules:[q_proj,v_proj]}", "iterations=1")
-    )
+    r = build(micro("model.lora={r:4,lora_alpha:8,lora_dropout:0.0,target_modules:[q_proj,v_proj]}", "iterations=1"))
     before = {n: p.detach().clone() for n, p in r.module.policy.named_parameters()}
     adapters = [n for n in before if "lora_" in n]
     assert adapters and all(r.module.policy.get_parameter(n).requires_grad for n in adapters)

@@ -67,9 +67,7 @@ def test_tiny_sft_lowers_the_loss_and_round_trips(micro):
     cfg = micro()
     path = sft_policy_path(cfg.model, cfg.data, cfg.seed, progress=False)
     assert (path / "config.json").exists() and (path / "tokenizer.json").exists()
-    assert (
-        sft_policy_path(cfg.model, cfg.data, cfg.seed, progress=False) == path
-    )  # cached: same key, same directory
+    assert sft_policy_path(cfg.model, cfg.data, cfg.seed, progress=False) == path  # cached: same key, same directory
     model, tok = load_policy(str(path))
     task = task_from_config(cfg.data)
     prompts = task.prompts(64, seed=99)

@@ -140,8 +140,7 @@ def chat_text(prompt) -> str:
         isinstance(prompt, list)
         and prompt
         and all(
-            isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
-            for m in prompt
+            isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in prompt
         )
     ):
         turns = [{"role": m["role"], "content": m["content"]} for m in prompt]

@@ -91,8 +91,10 @@ def _train(cfg: DictConfig) -> float | None:
         check(cfg)
     except ConfigError as err:
         fail("larpo", err)
+    from larpo.console import setup
     from larpo.train import run  # the heavy part: torch, transformers, Lightning
 
+    setup()
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         summary = run(cfg)
@@ -113,9 +115,7 @@ def quick_help(config_name: str) -> bool:
     if not {"--help", "-h"} & set(sys.argv[1:]):
         return False
     conf = Path(__file__).parent / "conf"
-    dirs = [conf] + [
-        Path(sys.argv[i + 1]) for i, a in enumerate(sys.argv[:-1]) if a in ("--config-dir", "-cd")
-    ]
+    dirs = [conf] + [Path(sys.argv[i + 1]) for i, a in enumerate(sys.argv[:-1]) if a in ("--config-dir", "-cd")]
     groups: dict[str, set[str]] = {}
     for d in dirs:
         for f in d.glob("*/*.yaml"):
@@ -141,8 +141,10 @@ def _sft(cfg: DictConfig) -> None:
         check(cfg)
     except ConfigError as err:
         fail("larpo-sft", err)
+    from larpo.console import setup
     from larpo.worlds.arithmetic.sft import sft_metrics
 
+    setup()
     print(json.dumps(sft_metrics(cfg.model, cfg.data, cfg.seed, cfg.progress), indent=2))
 
 

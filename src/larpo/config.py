@@ -381,10 +381,7 @@ def _type_name(tp: Any) -> str:
 
 def _unoptional(tp: Any) -> tuple[Any, bool]:
     args = typing.get_args(tp)
-    if (
-        typing.get_origin(tp) in (typing.Union, getattr(__import__("types"), "UnionType", None))
-        and type(None) in args
-    ):
+    if typing.get_origin(tp) in (typing.Union, getattr(__import__("types"), "UnionType", None)) and type(None) in args:
         rest = [a for a in args if a is not type(None)]
         return rest[0], True
     return tp, False
@@ -467,9 +464,7 @@ def _check_requires(cfg: DictConfig) -> None:
     for group in ("generator", "reward_model", "trainer", "data"):
         for module, pip in (cfg[group].get("requires") or {}).items():
             if importlib.util.find_spec(module) is None:
-                raise ConfigError(
-                    group, _choice(cfg, group), f"needs the {pip} package", f"pip install {pip}"
-                )
+                raise ConfigError(group, _choice(cfg, group), f"needs the {pip} package", f"pip install {pip}")
     if cfg.model.get("lora") and importlib.util.find_spec("peft") is None:
         raise ConfigError("model.lora", cfg.model.lora, "needs the peft package", "pip install peft")
 
@@ -597,9 +592,7 @@ def register_resolvers() -> None:
 register_resolvers()
 
 
-def compose(
-    overrides: list[str] = (), config_name: str = "train", config_dir: str | None = None
-) -> DictConfig:
+def compose(overrides: list[str] = (), config_name: str = "train", config_dir: str | None = None) -> DictConfig:
     """The config the CLI would compose from `overrides` (with a user's `--config-dir`), without
     running anything. Inside a running Hydra app, its already initialised search path is used."""
     from hydra import compose as hydra_compose

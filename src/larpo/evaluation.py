@@ -1,6 +1,6 @@
 """Held-out evaluation by the gold judge: the policy as a generator and as a retriever.
 
-Never uses the training reward model. Metrics (design.md): win_rate_vs_sft, gold_reward,
+Never uses the training reward model. Metrics (docs/formats.md): win_rate_vs_sft, gold_reward,
 accuracy_greedy, accuracy_sampled, pass_at_1..k (Recall@N), ndcg, ranking_accuracy.
 """
 
@@ -21,9 +21,7 @@ def pass_at(correct: list[list[bool]], n: int) -> float:
 def win_rate(rewards: list[list[float]], baseline: list[list[float]]) -> float:
     """Share of (prompt, sample i) duels the policy wins against the baseline; ties count half."""
     duels = [
-        (a > b) + 0.5 * (a == b)
-        for ra, rb in zip(rewards, baseline, strict=True)
-        for a, b in zip(ra, rb, strict=True)
+        (a > b) + 0.5 * (a == b) for ra, rb in zip(rewards, baseline, strict=True) for a, b in zip(ra, rb, strict=True)
     ]
     return sum(duels) / max(1, len(duels))
 
@@ -50,9 +48,7 @@ def ranking_accuracy(scores: list[float], gains: list[float]) -> tuple[int, int]
 
 
 @torch.no_grad()
-def sequence_logps(
-    model, seqs: list[tuple[list[int], list[int]]], pad_id: int, batch_size: int = 1024
-) -> list[float]:
+def sequence_logps(model, seqs: list[tuple[list[int], list[int]]], pad_id: int, batch_size: int = 1024) -> list[float]:
     """Summed response log-probs of pre-tokenised (prompt ids, response ids) pairs, no gradients.
     Sequences are sorted by length so each batch carries little padding."""
     was_training = model.training
@@ -87,26 +83,20 @@ class Evaluator:
     which NDCG and ranking accuracy test the policy's own likelihoods.
     """
 
-    def __init__(
-        self, prompts: list[str], judge, reference, generator, k: int, temperature: float, seed: int
-    ):
+    def __init__(self, prompts: list[str], judge, reference, generator, k: int, temperature: float, seed: int):
         self.prompts, self.judge, self.reference = prompts, judge, reference
         self.generator, self.k, self.temperature, self.seed = generator, k, temperature, seed
         self.baseline_rewards: list[list[float]] | None = None
         self.judged_lists: list[list[str]] = []
 
     def _sampled(self, model, tokenizer) -> list[list[str]]:
-        return self.generator(
-            model, tokenizer, self.prompts, self.k, self.temperature, self.seed, desc="eval sample"
-        )
+        return self.generator(model, tokenizer, self.prompts, self.k, self.temperature, self.seed, desc="eval sample")
 
     def set_baseline(self, model, tokenizer, sampled: list[list[str]] | None = None) -> None:
         """Make `model` (the SFT policy) the opponent of the win rate and the source of the judged
         lists. Sampling is seeded, so a resumed run rebuilds the same baseline."""
         sampled = sampled if sampled is not None else self._sampled(model, tokenizer)
-        self.baseline_rewards = [
-            [self.judge(p, r) for r in rs] for p, rs in zip(self.prompts, sampled, strict=True)
-        ]
+        self.baseline_rewards = [[self.judge(p, r) for r in rs] for p, rs in zip(self.prompts, sampled, strict=True)]
         self.judged_lists = []
         for p, rs in zip(self.prompts, sampled, strict=True):
             ref = self.reference(p)
@@ -114,10 +104,7 @@ class Evaluator:
 
     def __call__(self, model, tokenizer) -> dict[str, float]:
         """Metrics of `model`; the first model evaluated becomes the baseline if none is set."""
-        greedy = [
-            r[0]
-            for r in self.generator(model, tokenizer, self.prompts, 1, 0.0, self.seed, desc="eval greedy")
-        ]
+        greedy = [r[0] for r in self.generator(model, tokenizer, self.prompts, 1, 0.0, self.seed, desc="eval greedy")]
         sampled = self._sampled(model, tokenizer)
         if self.baseline_rewards is None:
             self.set_baseline(model, tokenizer, sampled)

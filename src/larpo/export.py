@@ -25,9 +25,7 @@ def alpaca_records(records: list[dict], outputs: list[str], generator: str) -> l
     rows = []
     for record, output in zip(records, outputs, strict=True):
         row = {k: v for k, v in record.items() if k not in ("messages", "output", "generator")}
-        row.update(
-            instruction=record.get("instruction") or chat_prompt(record), output=output, generator=generator
-        )
+        row.update(instruction=record.get("instruction") or chat_prompt(record), output=output, generator=generator)
         rows.append(row)
     return rows
 
@@ -52,20 +50,12 @@ def generate(cfg: DictConfig) -> Path:
             rows.append(row)
         except ValueError as err:
             records.skip(n, str(err))
-    log.info(
-        "generate: %d prompts from %s (%d lines skipped)", len(prompts), cfg.prompts, len(records.skipped)
-    )
-    model, tokenizer = load_policy(
-        cfg.model.path, trust_remote_code=cfg.model.trust_remote_code, dtype=cfg.model.dtype
-    )
+    log.info("generate: %d prompts from %s (%d lines skipped)", len(prompts), cfg.prompts, len(records.skipped))
+    model, tokenizer = load_policy(cfg.model.path, trust_remote_code=cfg.model.trust_remote_code, dtype=cfg.model.dtype)
     generator = instantiate(component(cfg.generator, "generator"))
-    outputs = [
-        rs[0] for rs in generator(model, tokenizer, prompts, 1, cfg.temperature, cfg.seed, desc="answers")
-    ]
+    outputs = [rs[0] for rs in generator(model, tokenizer, prompts, 1, cfg.temperature, cfg.seed, desc="answers")]
     out = Path(cfg.out).expanduser()
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(
-        strict_json.dumps(alpaca_records(rows, outputs, generator_name(cfg)), indent=2, ensure_ascii=False)
-    )
+    out.write_text(strict_json.dumps(alpaca_records(rows, outputs, generator_name(cfg)), indent=2, ensure_ascii=False))
     log.info("generate: %d answers written to %s", len(outputs), out)
     return out

@@ -60,7 +60,7 @@ class HFGenerator:
         out: list[list[str] | None] = [None] * len(prompts)
         rank, world = shard
         mine = [(j, c) for j, c in enumerate(chunks(len(prompts), k, self.batch_size)) if j % world == rank]
-        for j, chunk in tqdm(mine, desc=desc, disable=not self.progress, leave=False):
+        for j, chunk in tqdm(mine, desc=desc, disable=None if self.progress else True, leave=False):
             torch.manual_seed(chunk_seed(seed, j))
             enc = encode_prompts(tokenizer, [prompts[i] for i in chunk], padding=True, return_tensors="pt")
             width = enc["input_ids"].shape[1]

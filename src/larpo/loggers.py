@@ -13,9 +13,10 @@ def wandb_logger(save_dir: str, project: str, mode: str, group: str | None, conf
     """A Lightning WandbLogger whose run id follows from the run directory, so a resumed run
     continues the same W&B run and two runs never share one."""
     os.environ.setdefault("WANDB_MODE", mode)
+    os.environ.setdefault("WANDB_SILENT", "true")  # larpo says where the run is and how to sync it
     os.environ.setdefault("WANDB_CONSOLE", "off")  # larpo's own console stays readable
     run_id = hashlib.sha1(str(Path(save_dir).resolve()).encode()).hexdigest()[:12]
-    return WandbLogger(
+    logger = WandbLogger(
         id=run_id,
         resume="allow",
         project=project,
@@ -24,3 +25,6 @@ def wandb_logger(save_dir: str, project: str, mode: str, group: str | None, conf
         offline=mode == "offline",
         config=config,
     )
+    # Lightning passes anonymous=None, which W&B answers with a deprecation warning on every run
+    logger._wandb_init.pop("anonymous", None)
+    return logger

@@ -124,9 +124,7 @@ class LarpoLoop(pl.Callback):
             del sft
         self.history = []
         for s in range(1, self.iteration + 1):
-            sampled = [
-                lst.subset([i for i, it in enumerate(lst.sampled_in) if it == s]) for lst in self.pool.read(s)
-            ]
+            sampled = [lst.subset([i for i, it in enumerate(lst.sampled_in) if it == s]) for lst in self.pool.read(s)]
             self.history.append({lst.prompt: lst for lst in sampled})
         items = []
         for lst in self.pool.read(self.iteration):

@@ -10,7 +10,7 @@ with candidates sorted best first, and returns the mean loss over the prompts th
 
 A pair of candidates is a preference only when the first one's reward is *strictly* higher: tied
 candidates give no pairwise term. Without rewards, the list order is a strict ranking.
-The implicit reward is gamma = beta * (log pi_theta - log pi_ref) (method.md).
+The implicit reward is gamma = beta * (log pi_theta - log pi_ref) (the paper, Section 3).
 Use `build(name, **hparams)`; `name` is an option of the objective group (src/larpo/conf/objective/),
 whose file names the function with `_target_`.
 """
@@ -76,7 +76,7 @@ def _normalised(x: Tensor, lengths: Tensor, mask: Tensor) -> Tensor:
 
 
 # ---------------------------------------------------------------------------------------------
-# LarPO objectives (method.md)
+# LarPO objectives (the paper; its ListMLE denominator corrected)
 
 
 def pairwise(logps, ref_logps, mask, lengths=None, rewards=None, *, beta: float = 0.1) -> Tensor:
@@ -135,9 +135,7 @@ def listmle(
     return _mean_over_prompts(per_prompt, has_position.any(1))
 
 
-def lipo(
-    logps, ref_logps, mask, lengths=None, rewards=None, *, beta: float = 0.1, normalize: bool = False
-) -> Tensor:
+def lipo(logps, ref_logps, mask, lengths=None, rewards=None, *, beta: float = 0.1, normalize: bool = False) -> Tensor:
     """LiPO-lambda (Liu et al., 2024): pairs weighted by lambda_ij = |G_i - G_j| *
     |1/D(tau_i) - 1/D(tau_j)|, gain G = 2^label - 1, discount D(tau) = log2(1 + tau), tau the rank
     of a candidate under the policy's current implicit rewards. Labels are the rewards, or the
@@ -175,9 +173,7 @@ def _target(rewards: Tensor | None, mask: Tensor, alpha: float, dtype) -> Tensor
     return torch.softmax((psi / alpha).masked_fill(~mask, float("-inf")), dim=1).masked_fill(~mask, 0.0)
 
 
-def infonca(
-    logps, ref_logps, mask, lengths=None, rewards=None, *, beta: float = 0.1, alpha: float = 1.0
-) -> Tensor:
+def infonca(logps, ref_logps, mask, lengths=None, rewards=None, *, beta: float = 0.1, alpha: float = 1.0) -> Tensor:
     """InfoNCA (Chen et al., 2024, "Noise Contrastive Alignment of Language Models with Explicit
     Rewards"), ListNet with a temperature: -sum_i softmax(psi/alpha)_i log softmax(gamma)_i."""
     g = _gamma(logps, ref_logps, mask, beta)
@@ -186,9 +182,7 @@ def infonca(
     return _mean_over_prompts(per_prompt, _preference(rewards, mask))
 
 
-def nca(
-    logps, ref_logps, mask, lengths=None, rewards=None, *, beta: float = 0.1, alpha: float = 1.0
-) -> Tensor:
+def nca(logps, ref_logps, mask, lengths=None, rewards=None, *, beta: float = 0.1, alpha: float = 1.0) -> Tensor:
     """NCA (Chen et al., 2024, same paper): -sum_i [softmax(psi/alpha)_i log sigmoid(gamma_i)
     + (1/K) log sigmoid(-gamma_i)], K the number of real candidates. Each candidate's own
     likelihood is pushed up by its weight and down by 1/K, not only relative to the others."""
@@ -237,9 +231,7 @@ def approxndcg(
     g = _gamma(logps, ref_logps, mask, beta)
     gain = _gains(rewards, mask, gains, g.dtype)
     pair = mask.unsqueeze(1) & mask.unsqueeze(2) & ~torch.eye(g.shape[1], dtype=torch.bool, device=g.device)
-    beaten_by = torch.sigmoid(
-        alpha * (g.unsqueeze(1) - g.unsqueeze(2))
-    )  # [b, i, j]: sigma(alpha (g_j - g_i))
+    beaten_by = torch.sigmoid(alpha * (g.unsqueeze(1) - g.unsqueeze(2)))  # [b, i, j]: sigma(alpha (g_j - g_i))
     approx_rank = 1.0 + (beaten_by * pair).sum(2)
     dcg = (gain / torch.log2(1.0 + approx_rank)).sum(1)
     ideal = _ideal_dcg(gain)
@@ -338,9 +330,7 @@ def ipo(logps, ref_logps, mask, lengths=None, rewards=None, *, beta: float = 0.1
     return _mean_over_prompts((r_w - r_l - 1.0 / (2.0 * beta)) ** 2, _pair_has_term(rewards, mask))
 
 
-def simpo(
-    logps, ref_logps, mask, lengths=None, rewards=None, *, beta: float = 2.0, gamma: float = 1.0
-) -> Tensor:
+def simpo(logps, ref_logps, mask, lengths=None, rewards=None, *, beta: float = 2.0, gamma: float = 1.0) -> Tensor:
     """SimPO (Meng et al., 2024), reference-free:
     -log sigmoid(beta/|y_w| log pi(y_w) - beta/|y_l| log pi(y_l) - gamma)."""
     avg_w, avg_l = _best_worst(_normalised(logps, lengths, mask).masked_fill(~mask, 0.0), mask)
@@ -348,9 +338,7 @@ def simpo(
     return _mean_over_prompts(loss, _pair_has_term(rewards, mask))
 
 
-def slic(
-    logps, ref_logps, mask, lengths=None, rewards=None, *, delta: float = 1.0, reg_weight: float = 0.1
-) -> Tensor:
+def slic(logps, ref_logps, mask, lengths=None, rewards=None, *, delta: float = 1.0, reg_weight: float = 0.1) -> Tensor:
     """SLiC-HF (Zhao et al., 2023) rank calibration, reference-free:
     max(0, delta - log pi(y_w) + log pi(y_l)) - reg_weight * log pi(y_w)."""
     lp_w, lp_l = _best_worst(logps.masked_fill(~mask, 0.0), mask)
@@ -368,9 +356,7 @@ def rrhf(logps, ref_logps, mask, lengths=None, rewards=None, *, ft_weight: float
     return _mean_over_prompts(rank - ft_weight * logps[:, 0], pairs.any((1, 2)))
 
 
-def cpo(
-    logps, ref_logps, mask, lengths=None, rewards=None, *, beta: float = 0.1, nll_weight: float = 1.0
-) -> Tensor:
+def cpo(logps, ref_logps, mask, lengths=None, rewards=None, *, beta: float = 0.1, nll_weight: float = 1.0) -> Tensor:
     """CPO (Xu et al., 2024), reference-free: -log sigmoid(beta (log pi(y_w) - log pi(y_l)))
     plus nll_weight times the NLL of y_w (per token when lengths are given, as in its code)."""
     lp_w, lp_l = _best_worst(logps.masked_fill(~mask, 0.0), mask)
@@ -404,9 +390,7 @@ def kto(
     return _mean_over_prompts(loss, has)
 
 
-def rdpo(
-    logps, ref_logps, mask, lengths=None, rewards=None, *, beta: float = 0.1, alpha: float = 0.01
-) -> Tensor:
+def rdpo(logps, ref_logps, mask, lengths=None, rewards=None, *, beta: float = 0.1, alpha: float = 0.01) -> Tensor:
     """R-DPO (Park et al., 2024), DPO with a length penalty:
     -log sigmoid(beta (h_w - h_l) - alpha (|y_w| - |y_l|)), h the log-ratio."""
     r_w, r_l = _pair_logratio(logps, ref_logps, mask)

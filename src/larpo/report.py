@@ -22,8 +22,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 PLOTTED = ["win_rate_vs_sft", "accuracy_sampled", "accuracy_greedy"]
-METRICS = ["win_rate_vs_sft", "gold_reward", "accuracy_greedy", "accuracy_sampled", "pass_at_1", "ndcg", "ranking_accuracy"]
-PROPORTIONS = {"win_rate_vs_sft", "accuracy_greedy", "accuracy_sampled", "pass_at_1", "ndcg", "ranking_accuracy", "gold_reward"}
+METRICS = [
+    "win_rate_vs_sft",
+    "gold_reward",
+    "accuracy_greedy",
+    "accuracy_sampled",
+    "pass_at_1",
+    "ndcg",
+    "ranking_accuracy",
+]
+PROPORTIONS = {
+    "win_rate_vs_sft",
+    "accuracy_greedy",
+    "accuracy_sampled",
+    "pass_at_1",
+    "ndcg",
+    "ranking_accuracy",
+    "gold_reward",
+}
 ALPHA = 0.05  # two-sided level of every interval and test
 MARGIN = 0.01  # |difference| below this is "no difference" for the verdicts (one point of win rate)
 
@@ -39,7 +55,10 @@ def _betacf(a: float, b: float, x: float) -> float:
     h = d
     for m in range(1, 300):
         m2 = 2 * m
-        for num in (m * (b - m) * x / ((qam + m2) * (a + m2)), -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))):
+        for num in (
+            m * (b - m) * x / ((qam + m2) * (a + m2)),
+            -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2)),
+        ):
             d = 1.0 + num * d
             d = 1.0 / (d if abs(d) > tiny else tiny)
             c = 1.0 + num / c
@@ -444,7 +463,12 @@ def write_report(source: Path, out: Path | None = None) -> Path:
     if png:
         parts += [f"![{name}]({png.name})", ""]
     if sweep.duplicates:
-        parts += ["## Duplicate runs (counted once: the first)", "", *[f"- {d}" for d in sweep.duplicates], ""]
+        parts += [
+            "## Duplicate runs (counted once: the first)",
+            "",
+            *[f"- {d}" for d in sweep.duplicates],
+            "",
+        ]
     if sweep.failed:
         parts += ["## Missing or failed jobs", "", *[f"- {f}" for f in sweep.failed], ""]
     out.write_text("\n".join(parts))

@@ -50,7 +50,9 @@ class JudgeReward:
         pairs = zip(prompts, candidates, strict=True)
         return [
             [self.judge(p, r) for r in rs]
-            for p, rs in tqdm(pairs, total=len(prompts), desc="score", disable=not self.progress, leave=False)
+            for p, rs in tqdm(
+                pairs, total=len(prompts), desc="score", disable=None if self.progress else True, leave=False
+            )
         ]
 
 
@@ -96,7 +98,10 @@ class SequenceClassifierReward:
         templated = uses_chat_template(self.tokenizer)  # the template writes its own BOS
         flat: list[float] = []
         for start in tqdm(
-            range(0, len(texts), self.batch_size), desc="score", disable=not self.progress, leave=False
+            range(0, len(texts), self.batch_size),
+            desc="score",
+            disable=None if self.progress else True,
+            leave=False,
         ):
             enc = self.tokenizer(
                 texts[start : start + self.batch_size],
@@ -117,16 +122,12 @@ class PairRMReward:
 
     list_relative = True
 
-    def __init__(
-        self, path: str = "llm-blender/PairRM", batch_size: int = 16, context: RewardContext | None = None
-    ):
+    def __init__(self, path: str = "llm-blender/PairRM", batch_size: int = 16, context: RewardContext | None = None):
         progress = context.progress if context else True
         try:
             import llm_blender
         except ImportError:
-            raise ImportError(
-                "reward_model=pairrm needs the llm-blender package: pip install llm-blender"
-            ) from None
+            raise ImportError("reward_model=pairrm needs the llm-blender package: pip install llm-blender") from None
         self.blender = llm_blender.Blender()
         self.blender.loadranker(path)
         self.batch_size, self.progress = batch_size, progress
@@ -156,7 +157,7 @@ class VerifierReward:
             zip(prompts, candidates, strict=True),
             total=len(prompts),
             desc="score",
-            disable=not self.progress,
+            disable=None if self.progress else True,
             leave=False,
         ):
             ref = self.reference(p)

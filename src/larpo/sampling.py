@@ -70,9 +70,7 @@ class Sampler:
     def lists(self, policy, iteration: int, shard: Shard) -> dict[str, CandidateList]:
         rng = random.Random(self.seed * 7919 + iteration)
         samples, temps = self._generate(policy, iteration, shard)
-        foreign = self.strategy.foreign(
-            self.prompts, samples, self.foreign_per_list, rng, self.source.unrelated
-        )
+        foreign = self.strategy.foreign(self.prompts, samples, self.foreign_per_list, rng, self.source.unrelated)
         reference = self.source.reference if self.strategy.uses_reference else None
         current = {}
         for p, rs, ts, fs in zip(self.prompts, samples, temps, foreign, strict=True):

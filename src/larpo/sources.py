@@ -191,9 +191,7 @@ def gsm8k(
     seed: int,
 ) -> Source:
     """GSM8K-style question/answer records; the answer is the reference (verifier, negatives, evaluation)."""
-    files = [read_records(path, split, subset)] + (
-        [read_records(eval_path, eval_split, subset)] if eval_path else []
-    )
+    files = [read_records(path, split, subset)] + ([read_records(eval_path, eval_split, subset)] if eval_path else [])
     answers, questions = {}, [[] for _ in files]
     for part, records in zip(questions, files, strict=True):
         for n, row in records.rows:

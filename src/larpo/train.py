@@ -23,6 +23,7 @@ from transformers import AutoTokenizer
 from larpo import objectives, strict_json
 from larpo.candidates import PoolStore
 from larpo.config import ConfigError, check, component, list_size
+from larpo.console import interactive, progress_callbacks
 from larpo.data import ListDataModule
 from larpo.evaluation import Evaluator
 from larpo.loop import LarpoLoop, Plan
@@ -96,9 +97,7 @@ def build(cfg: DictConfig, callbacks: tuple = ()) -> Run:
     t = time.perf_counter()
     policy_path = str(sft_policy_path(cfg.model, cfg.data, cfg.seed, progress=cfg.progress))
     timing["sft"] = time.perf_counter() - t
-    policy, tokenizer = load_policy(
-        policy_path, trust_remote_code=cfg.model.trust_remote_code, dtype=cfg.model.dtype
-    )
+    policy, tokenizer = load_policy(policy_path, trust_remote_code=cfg.model.trust_remote_code, dtype=cfg.model.dtype)
     lora = OmegaConf.to_container(cfg.model.lora, resolve=True) if cfg.model.lora else None
     policy = prepare_for_training(policy, cfg.model.gradient_checkpointing, lora)
     source = instantiate(component(cfg.data, "data"))(prompts_per_iteration=n_prompts, seed=cfg.seed)
@@ -165,13 +164,21 @@ def build(cfg: DictConfig, callbacks: tuple = ()) -> Run:
     if callable(logger) and not isinstance(logger, pl.loggers.Logger):  # `_partial_`: it wants the run config
         logger = logger(config=OmegaConf.to_container(cfg, resolve=True))
     trainer_args = {k: v for k, v in cfg.trainer.items() if k != "requires"}
+    epochs = cfg.epochs_per_iteration
+
+    def describe(trainer) -> str:
+        return (
+            f"[iteration {loop.iteration}/{iterations}] training: epoch {trainer.current_epoch % epochs + 1}/{epochs}"
+        )
+
+    progress = progress_callbacks(cfg.progress, describe)
     trainer = pl.Trainer(
         max_epochs=iterations * cfg.epochs_per_iteration,
         reload_dataloaders_every_n_epochs=1,  # new lists each iteration, a seeded shuffle each epoch
-        callbacks=[loop, *callbacks],
+        callbacks=[loop, *progress, *callbacks],
         logger=logger,
         enable_checkpointing=False,
-        enable_progress_bar=cfg.progress,
+        enable_progress_bar=bool(progress) and interactive(),
         enable_model_summary=False,
         default_root_dir=str(run_dir),
         num_sanity_val_steps=0,
@@ -190,6 +197,11 @@ def fit(r: Run) -> dict:
         OmegaConf.save(r.cfg, run_dir / "config.yaml", resolve=True)  # what `resume=` reads back
     if resume:
         log.info("resuming from %s", ckpt)
+    elif r.cfg.resume:
+        log.warning(
+            "resume=%s: no checkpoint there yet (the run stopped before its first epoch ended): starting it over",
+            run_dir,
+        )
     r.trainer.fit(r.module, datamodule=r.datamodule, ckpt_path=ckpt if resume else None, weights_only=True)
     timing = r.loop.wall_times()
     gen = r.generator
@@ -222,7 +234,13 @@ def fit(r: Run) -> dict:
         experiment = getattr(r.trainer.logger, "experiment", None)
         if hasattr(experiment, "summary") and hasattr(experiment, "finish"):  # W&B
             experiment.summary.update({f"final/{k}": v for k, v in summary["final"].items()})
+            run_path = Path(experiment.dir).parent
+            offline = bool(getattr(experiment.settings, "_offline", False)) or os.environ.get("WANDB_MODE") == "offline"
             experiment.finish()
+            if offline:
+                log.info("W&B offline run: %s (upload it with: wandb sync %s)", run_path, run_path)
+            else:
+                log.info("W&B run: %s", getattr(experiment, "url", run_path))
         else:
             r.trainer.logger.save()
     log.info("seconds per phase: %s", ", ".join(f"{k} {v:.1f}" for k, v in timing.items()))

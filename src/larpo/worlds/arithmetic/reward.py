@@ -14,6 +14,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 from transformers import AutoModelForSequenceClassification
+from transformers.utils import logging as hf_logging
 
 from larpo.models import save_atomic
 from larpo.rewards import RewardContext, SequenceClassifierReward
@@ -86,9 +87,12 @@ def train_learned_reward(
         generator=torch.Generator().manual_seed(seed),
     )
     torch.manual_seed(seed)
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the new scalar head is "missing" from the policy's weights, by design
     model = AutoModelForSequenceClassification.from_pretrained(init_path, num_labels=1)
+    hf_logging.set_verbosity(verbosity)
     pl.seed_everything(seed, verbose=False)
-    trainer = stage_trainer(progress, max_epochs=hparams["epochs"])
+    trainer = stage_trainer(progress, "reward model", max_epochs=hparams["epochs"])
     trainer.fit(_BradleyTerry(model, hparams["lr"]), loader)
     return save_atomic(out_dir, model, tokenizer)
 

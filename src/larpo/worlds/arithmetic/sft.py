@@ -18,6 +18,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
+from larpo.console import interactive, progress_callbacks
 from larpo.evaluation import policy_metrics
 from larpo.generation import HFGenerator
 from larpo.models import build_tiny_llama, load_policy, n_parameters, save_atomic
@@ -55,15 +56,18 @@ class SFTModule(pl.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
-def stage_trainer(progress: bool, **limits) -> pl.Trainer:
-    """A Lightning trainer for a preparatory stage (SFT, reward model): CPU, no logger or checkpoints."""
+def stage_trainer(progress: bool, name: str, **limits) -> pl.Trainer:
+    """A Lightning trainer for a preparatory stage (SFT, reward model): CPU, no logger or checkpoints;
+    a bar named after the stage in a terminal, periodic progress lines in a log file."""
+    callbacks = progress_callbacks(progress, lambda trainer: f"{name}: step {trainer.global_step}")
     return pl.Trainer(
         accelerator="cpu",
         devices=1,
         logger=False,
         enable_checkpointing=False,
-        enable_progress_bar=progress,
+        enable_progress_bar=bool(callbacks) and interactive(),
         enable_model_summary=False,
+        callbacks=callbacks,
         **limits,
     )
 
@@ -97,9 +101,7 @@ def sft_key(data_cfg: DictConfig, model_cfg: DictConfig, seed: int) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def train_sft(
-    data_cfg: DictConfig, model_cfg: DictConfig, seed: int, out_dir: Path, progress: bool = True
-) -> Path:
+def train_sft(data_cfg: DictConfig, model_cfg: DictConfig, seed: int, out_dir: Path, progress: bool = True) -> Path:
     """Train the tiny policy from scratch on noisy targets and save it to out_dir."""
     task = task_from_config(data_cfg)
     tokenizer = build_tokenizer()
@@ -107,9 +109,7 @@ def train_sft(
     excluded = set(eval_prompts(data_cfg))
     rng = random.Random(seed)
     prompts = task.prompts(sft.examples, seed=seed + 1, exclude=excluded)
-    examples = [
-        (encode_prompt(tokenizer, p), encode_response(tokenizer, task.noisy_target(p, rng))) for p in prompts
-    ]
+    examples = [(encode_prompt(tokenizer, p), encode_response(tokenizer, task.noisy_target(p, rng))) for p in prompts]
     loader = DataLoader(
         examples,
         batch_size=sft.batch_size,
@@ -120,7 +120,7 @@ def train_sft(
     model = build_tiny_llama(tokenizer, seed=seed, **model_cfg.arch)
     log.info("SFT: training a %.2fM-parameter policy for %d steps", n_parameters(model) / 1e6, sft.steps)
     pl.seed_everything(seed, verbose=False)
-    trainer = stage_trainer(progress, max_steps=sft.steps)
+    trainer = stage_trainer(progress, "SFT", max_steps=sft.steps, max_epochs=-(-sft.steps // len(loader)))
     trainer.fit(SFTModule(model, sft.lr, sft.warmup, sft.steps), loader)
     return save_atomic(out_dir, model, tokenizer)
 
