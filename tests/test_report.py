@@ -291,3 +291,43 @@ def test_launcher_presets_compose():
         slurm = compose("train", overrides=["hydra/launcher=slurm"], return_hydra_config=True)
     assert "JoblibLauncher" in local.hydra.launcher._target_ and local.hydra.launcher.n_jobs == 2
     assert "SlurmLauncher" in slurm.hydra.launcher._target_ and slurm.hydra.launcher.gpus_per_node == 1
+
+
+@pytest.mark.slow
+def test_submitit_local_launcher_gives_the_basic_launchers_summaries(tmp_path, cache_dir):
+    """The SLURM launcher's code path (submitit, pickled jobs) without SLURM: a 2-job smoke sweep
+    gives the same per-job summaries as Hydra's basic launcher."""
+    finals = {}
+    for launcher in ("basic", "submitit_local"):
+        sweep = tmp_path / launcher
+        out = subprocess.run(
+            [sys.executable, "-m", "larpo", "-m", *MICRO, f"model.cache_dir={cache_dir}", "iterations=1",
+             "objective=pairwise,listmle", f"hydra/launcher={launcher}", f"hydra.sweep.dir={sweep}"],
+            capture_output=True, text=True, env=ENV, timeout=600,
+        )
+        assert out.returncode == 0, out.stderr[-2000:]
+        for job in (0, 1):
+            s = json.loads((sweep / str(job) / "summary.json").read_text())
+            finals[launcher, s["config"]["objective"]["_target_"]] = (s["history"], s["reference_forwards"])
+    assert len(finals) == 4
+    for target in ("larpo.objectives.pairwise", "larpo.objectives.listmle"):
+        assert finals["submitit_local", target] == finals["basic", target]
+    assert list((tmp_path / "submitit_local" / ".submitit").iterdir())  # it really went through submitit
+
+
+def test_per_iteration_history_is_drawn_and_rebuilt_from_csv(tmp_path):
+    sweep = tmp_path / "sweep"
+    for i, (lr, greedy) in enumerate([("1e-4", [0.93, 0.90, 0.86, 0.82]), ("3e-5", [0.93, 0.93, 0.92, 0.92])]):
+        job = sweep / str(i)
+        (job / ".hydra").mkdir(parents=True)
+        (job / ".hydra" / "overrides.yaml").write_text(f"- lr={lr}\n- seed=0\n")
+        history = [{"iteration": s, "accuracy_greedy": g, "accuracy_sampled": 0.5 + 0.05 * s} for s, g in enumerate(greedy)]
+        summary = {"config": {"seed": 0, "experiment_name": "greedy"}, "history": history, "final": history[-1]}
+        (job / "summary.json").write_text(json.dumps(summary))
+    md = write_report(sweep, tmp_path / "out" / "results.md")
+    assert "![greedy per iteration](history.png)" in md.read_text()
+    rows = list(csv.DictReader(open(md.with_name("history.csv"))))
+    assert [(r["setting"], r["iteration"], r["accuracy_greedy"]) for r in rows][:2] == [("lr=1e-4", "0", "0.93"), ("lr=1e-4", "1", "0.9")]
+    md.with_name("history.png").unlink()
+    rebuilt = write_report(md.with_name("runs.csv"))
+    assert rebuilt.with_name("history.png").read_bytes()[:4] == b"\x89PNG"

@@ -160,6 +160,7 @@ class Run:
     sft: dict[str, float]
     wall: float | None
     experiment: str = ""
+    history: list[dict] = field(default_factory=list)  # per-iteration metrics, iteration 0 first
 
 
 @dataclass
@@ -258,6 +259,7 @@ def collect(root: Path) -> Sweep:
                 {k: v for k, v in sft.items() if isinstance(v, int | float) and k != "iteration"},
                 (data.get("timing") or {}).get("total"),
                 config.get("experiment_name") or "",
+                [{k: v for k, v in h.items() if isinstance(v, int | float)} for h in history],
             )
         )
         sweep.report = sweep.report or dict(config.get("report") or {})
@@ -279,6 +281,67 @@ def write_runs_csv(sweep: Sweep, path: Path) -> None:
                 + [_cell(r.final.get(k)) for k in finals]
                 + [_cell(r.sft.get(k)) for k in sfts]
             )
+
+
+HISTORY = ["accuracy_greedy", "accuracy_sampled", "win_rate_vs_sft"]
+
+
+def write_history_csv(sweep: Sweep, path: Path) -> bool:
+    """Per-iteration metrics of every run (when runs were evaluated after each iteration)."""
+    rows = [(r, h) for r in sweep.runs for h in r.history]
+    if not any(len(r.history) > 2 for r in sweep.runs):
+        return False
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["experiment", "setting", "seed", "iteration", *HISTORY])
+        for r, h in rows:
+            w.writerow([sweep.name, r.setting, r.seed, int(h["iteration"]), *[_cell(h.get(m)) for m in HISTORY]])
+    return True
+
+
+def read_history_csv(path: Path, sweep: Sweep) -> None:
+    if not path.is_file():
+        return
+    runs = {(r.setting, r.seed): r for r in sweep.runs}
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            run = runs.get((row["setting"], int(row["seed"])))
+            if run is not None:
+                run.history.append(
+                    {"iteration": int(row["iteration"]), **{m: float(row[m]) for m in HISTORY if row[m]}}
+                )
+
+
+def history_figure(sweep: Sweep, out: Path) -> Path | None:
+    """history.png: greedy and sampled accuracy (and win rate) per iteration, mean over seeds."""
+    if not any(len(r.history) > 2 for r in sweep.runs):
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(HISTORY), figsize=(5.2 * len(HISTORY), 4.4), squeeze=False)
+    for ax, metric in zip(axes[0], HISTORY):
+        for setting in sweep.settings:
+            by_iteration: dict[int, list[float]] = {}
+            for r in sweep.runs:
+                if r.setting == setting:
+                    for h in r.history:
+                        if metric in h:
+                            by_iteration.setdefault(int(h["iteration"]), []).append(h[metric])
+            its = sorted(by_iteration)
+            ax.plot(its, [statistics.fmean(by_iteration[i]) for i in its], marker="o", label=setting or "runs")
+        ax.set_title(metric)
+        ax.set_xlabel("iteration (0: SFT policy)")
+        ax.grid(alpha=0.3)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8, frameon=False)
+    fig.suptitle(f"{sweep.name}: per iteration, mean over {len(sweep.seeds)} seed(s)")
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
 
 
 def _cell(x) -> str:
@@ -310,7 +373,9 @@ def read_runs_csv(path: Path) -> Sweep:
     unique, duplicates = _dedupe(runs)
     saved = path.with_name("report.json")  # the sweep's report config, written beside runs.csv
     report = json.loads(saved.read_text()) if saved.is_file() else experiment_report_config(name)
-    return Sweep(unique, duplicates=duplicates, report=report, name=name)
+    sweep = Sweep(unique, duplicates=duplicates, report=report, name=name)
+    read_history_csv(path.with_name("history.csv"), sweep)
+    return sweep
 
 
 def experiment_report_config(name: str) -> dict:
@@ -424,6 +489,7 @@ def write_report(source: Path, out: Path | None = None) -> Path:
     runs_csv = out.with_name("runs.csv")
     if not from_csv or runs_csv.resolve() != source.resolve():
         write_runs_csv(sweep, runs_csv)
+        write_history_csv(sweep, runs_csv.with_name("history.csv"))
         runs_csv.with_name("report.json").write_text(json.dumps(sweep.report, indent=2, allow_nan=False) + "\n")
     png = figure(sweep, out.with_suffix(".png"))
     name = sweep.name or source.stem
@@ -462,6 +528,9 @@ def write_report(source: Path, out: Path | None = None) -> Path:
         ]
     if png:
         parts += [f"![{name}]({png.name})", ""]
+    per_iteration = history_figure(sweep, out.with_name("history.png"))
+    if per_iteration:
+        parts += ["## Per iteration", "", f"![{name} per iteration]({per_iteration.name})", ""]
     if sweep.duplicates:
         parts += [
             "## Duplicate runs (counted once: the first)",
