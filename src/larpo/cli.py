@@ -164,8 +164,10 @@ def _generate(cfg: DictConfig) -> None:
             check_node(cfg[group], GROUP_SCHEMAS[group], f"{group}.")
     except ConfigError as err:
         fail("larpo-generate", err)
+    from larpo.console import setup
     from larpo.export import generate
 
+    setup()
     generate(cfg)
 
 

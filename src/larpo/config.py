@@ -73,16 +73,6 @@ class Range:
             return f"must be <= {self.le:g}"
         return None
 
-    def bad_value(self) -> float:
-        """A value just outside the range (for tests and examples)."""
-        if self.gt is not None:
-            return self.gt - 1 if self.gt >= 1 else self.gt if self.gt == 0 else self.gt - 1
-        if self.ge is not None:
-            return self.ge - 1
-        if self.lt is not None:
-            return self.lt
-        return self.le + 1
-
 
 def num(default: Any = None, example: Any = None, **bounds) -> Any:
     """A numeric field with its range, e.g. `num(0.1, gt=0)`; `example` (else the default) is
@@ -358,14 +348,10 @@ def register() -> None:
         cs.store(name=f"{group}_schema", node=schema)
 
 
-def capabilities(node: DictConfig, group: str) -> tuple[str, ...]:
-    """The keys of a group node that are larpo's, not its `_target_`'s."""
-    return getattr(GROUP_SCHEMAS[group], "capabilities", ())
-
-
 def component(node: DictConfig, group: str) -> DictConfig:
-    """A group node without larpo's capability keys: what `hydra.utils.instantiate` gets."""
-    drop = set(capabilities(node, group))
+    """A group node without larpo's capability keys (its schema's `capabilities`): what
+    `hydra.utils.instantiate` gets."""
+    drop = set(getattr(GROUP_SCHEMAS[group], "capabilities", ()))
     return OmegaConf.create({k: v for k, v in node.items() if k not in drop}, flags={"allow_objects": True})
 
 
