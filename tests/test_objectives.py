@@ -549,3 +549,17 @@ def test_neuralndcg_is_allranks_neuralndcg(allrank, seed):
     ours = objectives.build("neuralndcg", beta=0.1, gains="clamp", sft_weight=0.0)(logps, ref, mask, rewards=labels)
     theirs = allrank["neuralNDCG"](0.1 * (logps - ref), labels.masked_fill(~mask, -1.0))
     assert float(ours) == pytest.approx(float(theirs), rel=1e-5)
+
+
+def test_sinkhorn_gradients_stay_finite_with_padding_through_every_iteration():
+    """Regression: with padding multiplied out instead of masked, a zero column sum divided the
+    gradient by the 1e-10 clamp on every iteration until it overflowed to inf, and inf * 0 = NaN
+    (a real neuralndcg run diverged at step 2). 50 iterations, float32, two padded lists."""
+    from larpo.objectives import _neural_sort, _sinkhorn
+
+    mask = torch.tensor([[True, True, True, True], [True, True, False, False], [True, True, True, False]])
+    s = torch.tensor([[0.3, -0.2, 0.1, 0.05], [0.2, -0.1, 0.0, 0.0], [-0.3, 0.18, 0.02, 0.0]], requires_grad=True)
+    p = _sinkhorn(_neural_sort(s, mask, 1.0), mask, tol=0.0, max_iter=50)
+    (p * torch.randn_like(p)).sum().backward()
+    assert torch.isfinite(s.grad).all()
+    assert torch.allclose(p.sum(2)[mask], torch.ones(int(mask.sum())), atol=1e-5)

@@ -66,6 +66,25 @@ def test_a_killed_run_resumes_where_it_stopped_and_ends_the_same(tmp_path, cache
         assert (killed_dir / "pool" / f"iteration_{s}.jsonl").read_text() == (
             tmp_path / "whole" / "pool" / f"iteration_{s}.jsonl"
         ).read_text()
+    for summary in (a, b):  # every second in a named phase, none negative, across the resume too
+        timing = summary["timing"]
+        assert all(v >= 0 for v in timing.values())
+        phases = sum(v for k, v in timing.items() if k != "total")
+        assert phases == pytest.approx(timing["total"], abs=0.01)
+        assert {"sft", "generation", "scoring", "reference", "training", "evaluation", "other"} <= set(timing)
+
+
+def test_a_run_prints_no_known_third_party_noise_and_says_where_wandb_is(tmp_path, cache_dir):
+    out = larpo(*micro_args(cache_dir, "iterations=1", "logger=wandb", "reward_model=learned",
+                            "reward_model.pairs=256", "progress=true"), f"hydra.run.dir={tmp_path}")
+    assert out.returncode == 0, out.stderr[-2000:]
+    console = out.stdout + out.stderr
+    for noise in ("litlogger", "LeafSpec", "anonymous setting", "LOAD REPORT", "logging interval", "Loading weights"):
+        assert noise not in console, noise
+    assert f"upload it with: wandb sync {tmp_path}/wandb/offline-run-" in console
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["timing"]["reward_model"] > 0  # training the reward model is a phase of its own
+    assert summary["timing"]["other"] >= 0
 
 
 # --- config validation through the CLI --------------------------------------------------------------

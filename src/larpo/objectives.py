@@ -248,13 +248,17 @@ def _neural_sort(s: Tensor, mask: Tensor, temperature: float) -> Tensor:
     rank = torch.arange(1, s.shape[1] + 1, device=s.device, dtype=s.dtype)
     scale = k + 1.0 - 2.0 * rank  # [b, r]
     logits = (scale.unsqueeze(2) * s.unsqueeze(1) - spread.unsqueeze(1)) / temperature
-    # padded columns never receive mass; padded rows are computed, then zeroed (no NaN anywhere)
-    return torch.softmax(logits.masked_fill(~mask.unsqueeze(1), float("-inf")), dim=2) * real
+    # padded columns never receive mass; padded rows are computed, then filled (masked_fill, not a
+    # product: its gradient is exactly 0 there, never inf * 0)
+    return torch.softmax(logits.masked_fill(~mask.unsqueeze(1), float("-inf")), dim=2).masked_fill(~real, 0.0)
 
 
 def _sinkhorn(p: Tensor, mask: Tensor, tol: float = 1e-6, max_iter: int = 50) -> Tensor:
-    """Alternate column and row normalisation until both sums are within `tol` of 1 (real block)."""
+    """Alternate column and row normalisation until both sums are within `tol` of 1. As allRank,
+    the padded block is filled with ones first, so no row or column sums to zero (a zero sum
+    would divide gradients by the clamp, 1e10 per iteration, until they overflow)."""
     real = mask.unsqueeze(1) & mask.unsqueeze(2)
+    p = p.masked_fill(~mask.unsqueeze(1) & ~mask.unsqueeze(2), 1.0)
     for _ in range(max_iter):
         p = p / p.sum(1, keepdim=True).clamp(min=1e-10)
         p = p / p.sum(2, keepdim=True).clamp(min=1e-10)
@@ -262,7 +266,7 @@ def _sinkhorn(p: Tensor, mask: Tensor, tol: float = 1e-6, max_iter: int = 50) ->
         cols = (p.sum(1) - 1.0).abs().masked_fill(~mask, 0.0)
         if rows.max() < tol and cols.max() < tol:
             break
-    return p * real
+    return p.masked_fill(~real, 0.0)
 
 
 def neuralndcg(
@@ -280,14 +284,14 @@ def neuralndcg(
     Metric via Differentiable Relaxation of Sorting"), allRank's defaults: the sort of the implicit
     rewards relaxed by deterministic NeuralSort at `temperature`, made doubly stochastic by Sinkhorn
     scaling, applied to powered gains 2^psi - 1 (see `_gains`), full list; -NDCG."""
-    g = _gamma(logps, ref_logps, mask, beta)
+    g = _gamma(logps, ref_logps, mask, beta).to(torch.float64)  # the relaxation underflows in float32
     gain = _gains(rewards, mask, gains, g.dtype)
     p = _sinkhorn(_neural_sort(g, mask, temperature), mask)
     sorted_gain = (p @ gain.unsqueeze(2)).squeeze(2)  # the gain expected at each rank
     discount = 1.0 / torch.log2(torch.arange(2, g.shape[1] + 2, device=g.device, dtype=g.dtype))
     dcg = (sorted_gain * discount).sum(1)
     ideal = _ideal_dcg(gain)
-    return _mean_over_prompts(-dcg / (ideal + 1e-10), ideal > 0)
+    return _mean_over_prompts(-dcg / (ideal + 1e-10), ideal > 0).to(logps.dtype)
 
 
 def pro(logps, ref_logps, mask, lengths=None, rewards=None, *, dynamic_temperature: bool = True) -> Tensor:
