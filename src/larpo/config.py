@@ -487,8 +487,9 @@ def _check_paths(cfg: DictConfig) -> None:
 def check(cfg: DictConfig) -> None:
     """Reject a config that cannot work, before anything heavy is imported or built."""
     register()
-    for key in sorted(OmegaConf.missing_keys(cfg)):
-        raise ConfigError(key, "???", "is required", f"add {key}=...")
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise ConfigError(missing[0], "???", "is required", f"add {missing[0]}=...")
     check_node(cfg, TrainSchema)
     obj, cl, data = cfg.objective, cfg.candidate_list, cfg.data
     k = list_size(cfg)
