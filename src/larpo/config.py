@@ -306,7 +306,7 @@ class TrainSchema:
     temperature: float = positive(1.0)
     beta: float = positive(0.1)
     sft_weight: float = num(1.0, example=1.0, ge=0)
-    lr: float = positive(1e-4)
+    lr: float = positive(3e-5)
     batch_size: int = at_least(1, 32)
     epochs_per_iteration: int = at_least(1, 2)
     offline: bool = False

@@ -332,6 +332,7 @@ def history_figure(sweep: Sweep, out: Path) -> Path | None:
                             by_iteration.setdefault(int(h["iteration"]), []).append(h[metric])
             its = sorted(by_iteration)
             ax.plot(its, [statistics.fmean(by_iteration[i]) for i in its], marker="o", label=setting or "runs")
+        ax.set_xticks(sorted({int(h["iteration"]) for r in sweep.runs for h in r.history}))
         ax.set_title(metric)
         ax.set_xlabel("iteration (0: SFT policy)")
         ax.grid(alpha=0.3)
