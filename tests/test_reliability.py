@@ -75,8 +75,12 @@ def test_a_killed_run_resumes_where_it_stopped_and_ends_the_same(tmp_path, cache
 
 
 def test_a_run_prints_no_known_third_party_noise_and_says_where_wandb_is(tmp_path, cache_dir):
-    out = larpo(*micro_args(cache_dir, "iterations=1", "logger=wandb", "reward_model=learned",
-                            "reward_model.pairs=256", "progress=true"), f"hydra.run.dir={tmp_path}")
+    out = larpo(
+        *micro_args(
+            cache_dir, "iterations=1", "logger=wandb", "reward_model=learned", "reward_model.pairs=256", "progress=true"
+        ),
+        f"hydra.run.dir={tmp_path}",
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     console = out.stdout + out.stderr
     for noise in ("litlogger", "LeafSpec", "anonymous setting", "LOAD REPORT", "logging interval", "Loading weights"):
@@ -126,7 +130,7 @@ def test_a_reward_model_that_cannot_load_fails_before_sft(tmp_path):
     assert not (tmp_path / "cache").exists()
 
 
-def test_a_new_run_gets_a_new_directory_under_outputs(tmp_path):
+def test_a_bad_value_leaves_no_run_directory_behind(tmp_path):
     out = subprocess.run(
         [sys.executable, "-m", "larpo", "iterations=0"],
         capture_output=True,
@@ -135,9 +139,8 @@ def test_a_new_run_gets_a_new_directory_under_outputs(tmp_path):
         cwd=tmp_path,
         timeout=120,
     )
-    assert "larpo: iterations=0: must be >= 1" in out.stderr
-    runs = list((tmp_path / "outputs").glob("*/*"))
-    assert len(runs) == 1 and (runs[0] / ".hydra" / "config.yaml").exists()
+    assert out.returncode == 2 and "larpo: iterations=0: must be >= 1" in out.stderr
+    assert not (tmp_path / "outputs").exists()  # checked before Hydra creates the run directory
 
 
 def test_memory_previous_with_one_iteration_only_warns(tmp_path, cache_dir):

@@ -301,9 +301,22 @@ def test_submitit_local_launcher_gives_the_basic_launchers_summaries(tmp_path, c
     for launcher in ("basic", "submitit_local"):
         sweep = tmp_path / launcher
         out = subprocess.run(
-            [sys.executable, "-m", "larpo", "-m", *MICRO, f"model.cache_dir={cache_dir}", "iterations=1",
-             "objective=pairwise,listmle", f"hydra/launcher={launcher}", f"hydra.sweep.dir={sweep}"],
-            capture_output=True, text=True, env=ENV, timeout=600,
+            [
+                sys.executable,
+                "-m",
+                "larpo",
+                "-m",
+                *MICRO,
+                f"model.cache_dir={cache_dir}",
+                "iterations=1",
+                "objective=pairwise,listmle",
+                f"hydra/launcher={launcher}",
+                f"hydra.sweep.dir={sweep}",
+            ],
+            capture_output=True,
+            text=True,
+            env=ENV,
+            timeout=600,
         )
         assert out.returncode == 0, out.stderr[-2000:]
         for job in (0, 1):
@@ -321,13 +334,18 @@ def test_per_iteration_history_is_drawn_and_rebuilt_from_csv(tmp_path):
         job = sweep / str(i)
         (job / ".hydra").mkdir(parents=True)
         (job / ".hydra" / "overrides.yaml").write_text(f"- lr={lr}\n- seed=0\n")
-        history = [{"iteration": s, "accuracy_greedy": g, "accuracy_sampled": 0.5 + 0.05 * s} for s, g in enumerate(greedy)]
+        history = [
+            {"iteration": s, "accuracy_greedy": g, "accuracy_sampled": 0.5 + 0.05 * s} for s, g in enumerate(greedy)
+        ]
         summary = {"config": {"seed": 0, "experiment_name": "greedy"}, "history": history, "final": history[-1]}
         (job / "summary.json").write_text(json.dumps(summary))
     md = write_report(sweep, tmp_path / "out" / "results.md")
     assert "![greedy per iteration](history.png)" in md.read_text()
     rows = list(csv.DictReader(open(md.with_name("history.csv"))))
-    assert [(r["setting"], r["iteration"], r["accuracy_greedy"]) for r in rows][:2] == [("lr=1e-4", "0", "0.93"), ("lr=1e-4", "1", "0.9")]
+    assert [(r["setting"], r["iteration"], r["accuracy_greedy"]) for r in rows][:2] == [
+        ("lr=1e-4", "0", "0.93"),
+        ("lr=1e-4", "1", "0.9"),
+    ]
     md.with_name("history.png").unlink()
     rebuilt = write_report(md.with_name("runs.csv"))
     assert rebuilt.with_name("history.png").read_bytes()[:4] == b"\x89PNG"

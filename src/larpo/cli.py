@@ -20,7 +20,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from larpo.config import GROUP_SCHEMAS, ConfigError, check, check_node
+from larpo.config import GROUP_SCHEMAS, ConfigError, check, check_node, compose
 
 log = logging.getLogger("larpo")
 
@@ -129,9 +129,47 @@ def quick_help(config_name: str) -> bool:
     return True
 
 
+def precheck(args: list[str]) -> None:
+    """A single run's config errors, answered with one compose: Hydra's run path composes twice,
+    then creates the run directory and sets up logging before the task sees the config. Sweeps,
+    Hydra's own flags and composition errors are left to Hydra."""
+    config_dir, overrides, i = None, [], 0
+    while i < len(args):
+        if args[i] in ("--config-dir", "-cd") and i + 1 < len(args):
+            config_dir, i = args[i + 1], i + 2
+            continue
+        if args[i].startswith("-"):
+            return
+        if not args[i].startswith(("hydra.", "hydra/", "+hydra")):
+            overrides.append(args[i])
+        i += 1
+    try:
+        cfg = compose(overrides, config_dir=config_dir, return_hydra_config=True)
+    except Exception:  # Hydra reports a composition error its own way
+        return
+    choices = OmegaConf.to_container(cfg.hydra.runtime.choices)
+    with open_dict(cfg):
+        del cfg["hydra"]
+        cfg.run_dir = "."  # `${hydra:runtime.output_dir}` exists only inside the app
+    try:
+        if cfg.experiment_name:
+            raise ConfigError(
+                "experiment",
+                cfg.experiment_name,
+                "is a sweep over settings and seeds",
+                "add -m: larpo -m experiment=...",
+            )
+        if cfg.resume:
+            cfg = resumed(cfg, overrides)
+        check(cfg, choices)
+    except ConfigError as err:
+        fail("larpo", err)
+
+
 def train() -> None:
     """`larpo`: the LarPO loop."""
     if not quick_help("train"):
+        precheck(sys.argv[1:])
         _train()
 
 

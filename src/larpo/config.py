@@ -446,17 +446,19 @@ def _looks_local(path: str) -> bool:
     return path.startswith(("/", ".", "~")) or path.endswith((".json", ".jsonl")) or Path(path).exists()
 
 
-def _check_requires(cfg: DictConfig) -> None:
+def _check_requires(cfg: DictConfig, choices: dict | None = None) -> None:
     for group in ("generator", "reward_model", "trainer", "data"):
         for module, pip in (cfg[group].get("requires") or {}).items():
             if importlib.util.find_spec(module) is None:
-                raise ConfigError(group, _choice(cfg, group), f"needs the {pip} package", f"pip install {pip}")
+                raise ConfigError(group, _choice(cfg, group, choices), f"needs the {pip} package", f"pip install {pip}")
     if cfg.model.get("lora") and importlib.util.find_spec("peft") is None:
         raise ConfigError("model.lora", cfg.model.lora, "needs the peft package", "pip install peft")
 
 
-def _choice(cfg: DictConfig, group: str) -> str:
+def _choice(cfg: DictConfig, group: str, choices: dict | None = None) -> str:
     """The option chosen for a group, for messages (its `_target_` where Hydra's choice is unknown)."""
+    if choices and group in choices:
+        return choices[group]
     try:
         from hydra.core.hydra_config import HydraConfig
 
@@ -484,8 +486,9 @@ def _check_paths(cfg: DictConfig) -> None:
             )
 
 
-def check(cfg: DictConfig) -> None:
-    """Reject a config that cannot work, before anything heavy is imported or built."""
+def check(cfg: DictConfig, choices: dict | None = None) -> None:
+    """Reject a config that cannot work, before anything heavy is imported or built. `choices`:
+    the option chosen per group, for messages (inside a Hydra app it is read from Hydra)."""
     register()
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
@@ -536,26 +539,26 @@ def check(cfg: DictConfig) -> None:
     if rm.get("needs_task") and not data.get("task"):
         raise ConfigError(
             "reward_model",
-            _choice(cfg, "reward_model"),
+            _choice(cfg, "reward_model", choices),
             "is trained on the arithmetic world",
             "use data=arithmetic",
         )
     if rm.get("uses_reference") and not data.get("has_reference"):
         raise ConfigError(
             "reward_model",
-            _choice(cfg, "reward_model"),
-            f"checks answers against references, which data={_choice(cfg, 'data')} has not",
+            _choice(cfg, "reward_model", choices),
+            f"checks answers against references, which data={_choice(cfg, 'data', choices)} has not",
             "use data=gsm8k or data=arithmetic",
         )
     if cfg.reference == "none" and obj.needs_reference:
         raise ConfigError(
             "reference",
             "none",
-            f"objective={_choice(cfg, 'objective')} needs a reference model",
+            f"objective={_choice(cfg, 'objective', choices)} needs a reference model",
             "use reference=behavior, or a reference-free objective",
         )
     _check_paths(cfg)
-    _check_requires(cfg)
+    _check_requires(cfg, choices)
 
 
 # --- composition outside the CLI (notebooks, tests, `objectives.build`) -------------------------
@@ -579,7 +582,9 @@ def register_resolvers() -> None:
 register_resolvers()
 
 
-def compose(overrides: list[str] = (), config_name: str = "train", config_dir: str | None = None) -> DictConfig:
+def compose(
+    overrides: list[str] = (), config_name: str = "train", config_dir: str | None = None, return_hydra_config=False
+) -> DictConfig:
     """The config the CLI would compose from `overrides` (with a user's `--config-dir`), without
     running anything. Inside a running Hydra app, its already initialised search path is used."""
     from hydra import compose as hydra_compose
@@ -590,6 +595,6 @@ def compose(overrides: list[str] = (), config_name: str = "train", config_dir: s
     if config_dir is not None:
         overrides.append(f"hydra.searchpath=[file://{Path(config_dir).resolve()}]")
     if GlobalHydra.instance().is_initialized():
-        return hydra_compose(config_name, overrides=overrides)
+        return hydra_compose(config_name, overrides=overrides, return_hydra_config=return_hydra_config)
     with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
-        return hydra_compose(config_name, overrides=overrides)
+        return hydra_compose(config_name, overrides=overrides, return_hydra_config=return_hydra_config)
