@@ -72,6 +72,18 @@ def resumed(cfg: DictConfig, overrides: list[str]) -> DictConfig:
     return old
 
 
+def checked(cfg: DictConfig, overrides: list[str], single_run: bool, choices: dict | None = None) -> DictConfig:
+    """The config a run will use (a resumed run's own, with its safe overrides), checked."""
+    if cfg.experiment_name and single_run:
+        raise ConfigError(
+            "experiment", cfg.experiment_name, "is a sweep over settings and seeds", "add -m: larpo -m experiment=..."
+        )
+    if cfg.resume:
+        cfg = resumed(cfg, overrides)
+    check(cfg, choices)
+    return cfg
+
+
 def _on_sigterm(signum, frame):
     raise KeyboardInterrupt  # a preempted cluster job stops like Ctrl-C: cleanly, with the resume hint
 
@@ -79,16 +91,7 @@ def _on_sigterm(signum, frame):
 @hydra.main(config_path="conf", config_name="train", version_base="1.3")
 def _train(cfg: DictConfig) -> float | None:
     try:
-        if cfg.experiment_name and _single_run():
-            raise ConfigError(
-                "experiment",
-                cfg.experiment_name,
-                "is a sweep over settings and seeds",
-                "add -m: larpo -m experiment=...",
-            )
-        if cfg.resume:
-            cfg = resumed(cfg, _overrides())
-        check(cfg)
+        cfg = checked(cfg, _overrides(), _single_run())
     except ConfigError as err:
         fail("larpo", err)
     from larpo.console import setup
@@ -152,16 +155,7 @@ def precheck(args: list[str]) -> None:
         del cfg["hydra"]
         cfg.run_dir = "."  # `${hydra:runtime.output_dir}` exists only inside the app
     try:
-        if cfg.experiment_name:
-            raise ConfigError(
-                "experiment",
-                cfg.experiment_name,
-                "is a sweep over settings and seeds",
-                "add -m: larpo -m experiment=...",
-            )
-        if cfg.resume:
-            cfg = resumed(cfg, overrides)
-        check(cfg, choices)
+        checked(cfg, overrides, single_run=True, choices=choices)
     except ConfigError as err:
         fail("larpo", err)
 
