@@ -26,5 +26,5 @@ def wandb_logger(save_dir: str, project: str, mode: str, group: str | None, conf
         config=config,
     )
     # Lightning passes anonymous=None, which W&B answers with a deprecation warning on every run
-    logger._wandb_init.pop("anonymous", None)
+    getattr(logger, "_wandb_init", {}).pop("anonymous", None)
     return logger
