@@ -22,6 +22,7 @@ import dataclasses
 import enum
 import importlib.util
 import math
+import types
 import typing
 import warnings
 from dataclasses import dataclass, field
@@ -367,7 +368,7 @@ def _type_name(tp: Any) -> str:
 
 def _unoptional(tp: Any) -> tuple[Any, bool]:
     args = typing.get_args(tp)
-    if typing.get_origin(tp) in (typing.Union, getattr(__import__("types"), "UnionType", None)) and type(None) in args:
+    if typing.get_origin(tp) in (typing.Union, types.UnionType) and type(None) in args:
         rest = [a for a in args if a is not type(None)]
         return rest[0], True
     return tp, False

@@ -130,7 +130,8 @@ def read_lists(path: str) -> tuple[list[CandidateList], Records]:
             lists.append(lst)
         except ValueError as err:
             records.skip(n, str(err))
-    records.rows = [r for r in records.rows if r[0] not in {s["line"] for s in records.skipped}]
+    skipped = {s["line"] for s in records.skipped}
+    records.rows = [r for r in records.rows if r[0] not in skipped]
     return lists, records
 
 
