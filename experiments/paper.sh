@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 experiments=("$@")
-[ ${#experiments[@]} -eq 0 ] && experiments=(objectives_extended table3_objectives fig3b_temperature \
+[ ${#experiments[@]} -eq 0 ] && experiments=(objectives_extended table3_objectives table3_objectives_sft0 fig3b_temperature \
     table4_memorization fig3a_negatives fig3c_list_size table2_baselines)
 launcher=${LARPO_LAUNCHER:-hydra/launcher=local}
 

@@ -132,6 +132,45 @@ def test_runs_csv_rebuilds_the_same_report_and_duplicates_count_once(tmp_path):
     assert rebuilt.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_tuning_chooses_on_validation_and_reports_the_test_metrics(tmp_path):
+    """Two objectives x two learning rates x 5 seeds. On validation, pairwise is best at 1e-5 and
+    listmle at 1e-4; on test, pairwise at 1e-4 would look better, but the report must not peek."""
+    report = {"baseline": "objective=pairwise", "claims": ["objective=listmle > objective=pairwise"], "tune": "lr"}
+    val = {
+        ("pairwise", "1e-05"): 0.55,
+        ("pairwise", "0.0001"): 0.52,
+        ("listmle", "1e-05"): 0.51,
+        ("listmle", "0.0001"): 0.57,
+    }
+    test = {
+        ("pairwise", "1e-05"): 0.54,
+        ("pairwise", "0.0001"): 0.60,
+        ("listmle", "1e-05"): 0.50,
+        ("listmle", "0.0001"): 0.56,
+    }
+    i = 0
+    for seed, wobble in enumerate([0.0, 0.01, -0.01, 0.004, -0.004]):
+        for (name, lr), v in val.items():
+            slope = 0.002 if name == "listmle" else 0.001
+            final = {"win_rate_vs_sft": test[name, lr] + wobble + slope * seed, "val_win_rate_vs_sft": v + wobble}
+            write_job(
+                tmp_path / "sweep", i, [f"objective={name}", f"lr={lr}"], seed, final, {"win_rate_vs_sft": 0.5}, report
+            )
+            i += 1
+    md = write_report(tmp_path / "sweep", tmp_path / "out" / "results.md").read_text()
+    # validation: wobble sd 0.00762, half-width 2.776 * 0.00762 / sqrt(5) = 0.0095
+    assert "| objective=pairwise | 0.550 ± 0.009 | 0.520 ± 0.009 | lr=1e-05 |" in md
+    assert "| objective=listmle | 0.510 ± 0.009 | 0.570 ± 0.009 | lr=0.0001 |" in md
+    # test metrics of the chosen runs only: pairwise 0.54 + 0.002 (mean of 0.001 * seed), listmle 0.56 + 0.004
+    assert "| objective=pairwise | 5 | 0.542 ± " in md and "| objective=listmle | 5 | 0.564 ± " in md
+    # paired: 0.02 + 0.001 * seed, mean 0.022, sd 0.00158, half-width 2.776 * 0.00158 / sqrt(5) = 0.0020
+    assert "| objective=listmle > objective=pairwise | 0.022 ± 0.002 | 5 |" in md
+    rows = list(csv.DictReader(open(tmp_path / "out" / "runs.csv")))
+    assert len(rows) == 20 and {r["setting"] for r in rows} >= {"objective=pairwise lr=0.0001"}  # every run kept
+    rebuilt = write_report(tmp_path / "out" / "runs.csv").read_text()
+    assert [x for x in rebuilt.splitlines() if x.startswith("|")] == [x for x in md.splitlines() if x.startswith("|")]
+
+
 def test_one_seed_shows_no_interval(tmp_path):
     write_job(tmp_path, 0, ["objective=listmle"], 0, {"win_rate_vs_sft": 0.61}, {"win_rate_vs_sft": 0.5})
     write_job(tmp_path, 1, ["objective=pairwise"], 0, {"win_rate_vs_sft": 0.58}, {"win_rate_vs_sft": 0.5})
@@ -225,7 +264,10 @@ def test_experiment_sweeps_seeds_and_has_a_smoke_size(name):
     assert str(smoke.hydra.sweeper.params.seed) == "0" and smoke.data.prompts_per_iteration < 100
     if full.report.claims:  # the claims protocol: 5 seeds, half-size prompts, evaluation at the end
         assert str(params.seed) == "0,1,2,3,4"
-        assert full.data.prompts_per_iteration == 1024 and not full.eval.every_iteration and full.lr == 1e-4
+        assert full.data.prompts_per_iteration == 1024 and not full.eval.every_iteration
+        assert full.lr == 1e-4 or (full.report.tune == "lr" and "lr" in params)  # pinned, or chosen per setting
+        if full.report.tune:  # chosen on a validation split, disjoint from the test prompts
+            assert full.eval.validation > 0 and full.report.tune in params
 
 
 def test_method_sets_the_objective_and_the_protocol():

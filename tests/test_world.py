@@ -92,3 +92,31 @@ def test_changed_sft_knob_gives_a_new_cache_entry(micro):
 def test_eval_prompts_knob_shrinks_evaluation_without_touching_sft(micro):
     a, b = micro(), micro("eval.prompts=5")
     assert sft_key(a.data, a.model, a.seed) == sft_key(b.data, b.model, b.seed)
+
+
+def test_validation_split_is_disjoint_from_the_test_prompts_and_leaves_sft_alone(micro):
+    from larpo.evaluation import SplitEvaluator
+    from larpo.train import build, fit
+
+    plain, split = micro("iterations=1"), micro("iterations=1", "eval.validation=0.3")
+    assert sft_key(plain.data, plain.model, 0) == sft_key(split.data, split.model, 0)
+    held_out = build(plain).loop.evaluator.prompts
+    r = build(split)
+    ev = r.loop.evaluator
+    assert len(held_out) == 20 and isinstance(ev, SplitEvaluator)
+    assert ev.validation.prompts == held_out[:6] and ev.test.prompts == held_out[6:]  # round(0.3 * 20)
+    final = fit(r)["final"]
+    assert {"win_rate_vs_sft", "val_win_rate_vs_sft", "accuracy_greedy", "val_accuracy_greedy"} <= set(final)
+    # each split's greedy accuracy is a count over its own prompts: 14 test, 6 validation
+    assert final["accuracy_greedy"] * 14 == pytest.approx(round(final["accuracy_greedy"] * 14), abs=1e-9)
+    assert final["val_accuracy_greedy"] * 6 == pytest.approx(round(final["val_accuracy_greedy"] * 6), abs=1e-9)
+
+
+def test_validation_share_must_leave_test_prompts(micro):
+    from larpo.config import ConfigError, check
+
+    with pytest.raises(ConfigError, match=r"eval.prompts=15: more than the 14 held-out test prompts"):
+        check(micro("eval.validation=0.3", "eval.prompts=15"))
+    with pytest.raises(ConfigError, match=r"eval.validation=0.99: leaves no test prompt of the 20"):
+        check(micro("eval.validation=0.99"))
+    check(micro("eval.validation=0.3", "eval.prompts=14"))

@@ -284,7 +284,8 @@ class TrainerSchema:
 
 @dataclass
 class Eval:
-    prompts: int | None = at_least(1, 100)  # null: every held-out prompt
+    prompts: int | None = at_least(1, 100)  # null: every held-out prompt (of the test split)
+    validation: float = num(0.0, example=0.3, ge=0, lt=1)  # share of held-out prompts set aside (val_* metrics)
     samples: int = at_least(1, 8)
     temperature: float = positive(1.0)
     every_iteration: bool = True
@@ -296,6 +297,10 @@ class Report:
     x: str | None = None
     order: list[Any] | None = None
     baseline: str | None = None
+    claims: list[str] | None = None
+    metric: str | None = None
+    tune: str | None = None  # an override chosen per setting on a validation metric, e.g. lr
+    tune_by: str = "val_win_rate_vs_sft"
 
 
 @dataclass
@@ -434,6 +439,11 @@ def check_node(node: Any, schema: type, prefix: str = "") -> None:
             _check_scalar(key, value, tp, rng)
 
 
+def validation_size(share: float, held_out: int) -> int:
+    """Prompts in the validation split: `eval.validation` of the held-out ones, at least one."""
+    return max(1, round(share * held_out)) if share else 0
+
+
 def list_size(cfg: DictConfig) -> int:
     """Samples per prompt per iteration: candidate_list.size, the length of its per-sample
     temperatures, or (size=null) exactly as many as the objective keeps (the paper's Table 3)."""
@@ -507,12 +517,20 @@ def check(cfg: DictConfig, choices: dict | None = None) -> None:
         )
     if cl.memory == "previous" and cfg.iterations == 1:
         warnings.warn("candidate_list.memory=previous with iterations=1 is the same as current", stacklevel=2)
-    if cfg.eval.prompts is not None and cfg.eval.prompts > data.eval_prompts:
+    n_test = data.eval_prompts - validation_size(cfg.eval.validation, data.eval_prompts)
+    if cfg.eval.validation and n_test < 1:
+        raise ConfigError(
+            "eval.validation",
+            cfg.eval.validation,
+            f"leaves no test prompt of the {data.eval_prompts} held-out ones (data.eval_prompts)",
+            "use a smaller share, e.g. eval.validation=0.3",
+        )
+    if cfg.eval.prompts is not None and cfg.eval.prompts > n_test:
         raise ConfigError(
             "eval.prompts",
             cfg.eval.prompts,
-            f"more than the {data.eval_prompts} held-out prompts (data.eval_prompts)",
-            f"use eval.prompts<={data.eval_prompts} or null",
+            f"more than the {n_test} held-out test prompts (data.eval_prompts less eval.validation's share)",
+            f"use eval.prompts<={n_test} or null",
         )
     model = cfg.model
     if not model.get("path") and not model.get("sft"):

@@ -135,6 +135,24 @@ class Evaluator:
         return {"ndcg": sum(ndcgs) / max(1, len(ndcgs)), "ranking_accuracy": good / max(1, total)}
 
 
+class SplitEvaluator:
+    """Two evaluators over disjoint held-out prompts: the test split's metrics under their own
+    names, the validation split's as `val_<name>`. Hyperparameters are chosen on `val_*` (e.g.
+    `report.tune`), and reported on the test metrics, which the choice never saw."""
+
+    def __init__(self, test: Evaluator, validation: Evaluator):
+        self.test, self.validation = test, validation
+        self.k = test.k
+
+    def set_baseline(self, model, tokenizer) -> None:
+        self.test.set_baseline(model, tokenizer)
+        self.validation.set_baseline(model, tokenizer)
+
+    def __call__(self, model, tokenizer) -> dict[str, float]:
+        val = self.validation(model, tokenizer)
+        return self.test(model, tokenizer) | {f"val_{k}": v for k, v in val.items()}
+
+
 def policy_metrics(
     model, tokenizer, prompts: list[str], generator, temperature: float, k: int, seed: int, judge, reference
 ) -> dict[str, float]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import math
 import re
@@ -394,6 +395,46 @@ def experiment_report_config(name: str) -> dict:
     return OmegaConf.to_container(cfg.report, resolve=True)
 
 
+def tune(sweep: Sweep) -> list[dict]:
+    """`report.tune: <key>` (e.g. lr): for every setting of the other overrides, keep only the runs
+    of the value of <key> with the best mean `report.tune_by` (a validation-split metric) over
+    seeds, relabelled without <key>. Everything after (tables, claims, figure) sees those runs, whose
+    test metrics the choice never saw. Returns one row per setting: the scores and the choice."""
+    key = sweep.report.get("tune")
+    if not key:
+        return []
+    by = sweep.report.get("tune_by") or "val_win_rate_vs_sft"
+    groups: dict[str, dict[str, list[Run]]] = {}
+    for r in sweep.runs:
+        parts = parse_setting(r.setting)
+        value = parts.pop(key, None)
+        label = " ".join(f"{k}={v}" for k, v in parts.items())
+        groups.setdefault(label, {}).setdefault(value, []).append(r)
+    rows, kept = [], []
+    for label, by_value in groups.items():
+        scores = {v: [r.final[by] for r in runs if by in r.final] for v, runs in by_value.items()}
+        scored = {v: x for v, x in scores.items() if x}
+        if not scored:  # no validation metric: nothing to choose on
+            continue
+        best = max(scored, key=lambda v: statistics.fmean(scored[v]))
+        rows.append({"setting": label, "scores": scores, "chosen": best})
+        kept += [dataclasses.replace(r, setting=label) for r in by_value[best]]
+    sweep.runs = kept
+    return rows
+
+
+def tuning_table(rows: list[dict], key: str, by: str) -> str:
+    values = list(dict.fromkeys(v for row in rows for v in row["scores"]))
+    lines = [
+        f"| setting | {' | '.join(f'{key}={v}' for v in values)} | chosen |",
+        "|---|" + "---|" * (len(values) + 1),
+    ]
+    for row in rows:
+        cells = [cell(row["scores"].get(v) or []) for v in values]
+        lines.append(f"| {row['setting']} | {' | '.join(cells)} | {key}={row['chosen']} |")
+    return f"Mean {by} ± 95% CI over seeds, per value of {key}:\n\n" + "\n".join(lines)
+
+
 # --- the report ---------------------------------------------------------------------------------
 
 
@@ -492,6 +533,7 @@ def write_report(source: Path, out: Path | None = None) -> Path:
         write_runs_csv(sweep, runs_csv)
         write_history_csv(sweep, runs_csv.with_name("history.csv"))
         runs_csv.with_name("report.json").write_text(json.dumps(sweep.report, indent=2, allow_nan=False) + "\n")
+    tuned = tune(sweep)
     png = figure(sweep, out.with_suffix(".png"))
     name = sweep.name or source.stem
     metric = sweep.report.get("metric") or "win_rate_vs_sft"
@@ -502,9 +544,22 @@ def write_report(source: Path, out: Path | None = None) -> Path:
         f"({', '.join(map(str, sweep.seeds))}). Mean ± 95% confidence interval (Student t) over seeds; "
         "one seed shows no interval. The SFT row is each seed's starting policy.",
         "",
-        table(sweep, METRICS) if sweep.runs else "No finished job found.",
-        "",
     ]
+    if tuned:
+        key, by = sweep.report["tune"], sweep.report.get("tune_by") or "val_win_rate_vs_sft"
+        parts += [
+            f"## {key} chosen per setting on the validation split",
+            "",
+            f"Each setting's {key} is the one with the best mean {by} (validation prompts, disjoint from",
+            "the test prompts). Every table, claim and figure below shows the runs of that choice, on the",
+            "test prompts. runs.csv holds every run.",
+            "",
+            tuning_table(tuned, key, by),
+            "",
+            "## Test metrics of the chosen runs",
+            "",
+        ]
+    parts += [table(sweep, METRICS) if sweep.runs else "No finished job found.", ""]
     if len(sweep.settings) > 1:
         parts += [
             f"## Paired differences to the baseline ({sweep.baseline})",

@@ -22,10 +22,10 @@ from transformers import AutoTokenizer
 
 from larpo import objectives, strict_json
 from larpo.candidates import PoolStore
-from larpo.config import ConfigError, check, component, list_size
+from larpo.config import ConfigError, check, component, list_size, validation_size
 from larpo.console import interactive, progress_callbacks
 from larpo.data import ListDataModule
-from larpo.evaluation import Evaluator
+from larpo.evaluation import Evaluator, SplitEvaluator
 from larpo.loop import LarpoLoop, Plan
 from larpo.models import load_policy, prepare_for_training
 from larpo.module import LarpoModule
@@ -134,16 +134,19 @@ def build(cfg: DictConfig, callbacks: tuple = ()) -> Run:
 
     evaluator = None
     if source.eval and source.judge is not None:
-        prompts = source.eval[: cfg.eval.prompts] if cfg.eval.prompts else source.eval
-        evaluator = Evaluator(
-            prompts,
-            source.judge,
-            source.reference or (lambda p: None),
-            generator,
-            k=cfg.eval.samples,
-            temperature=cfg.eval.temperature,
-            seed=cfg.seed + 202,
-        )
+        # eval.validation: the first held-out prompts are a validation split, the rest the test split
+        n_val = validation_size(cfg.eval.validation, len(source.eval))
+        test = source.eval[n_val:]
+        test = test[: cfg.eval.prompts] if cfg.eval.prompts else test
+
+        def evaluator_of(prompts: list[str], seed: int) -> Evaluator:
+            reference = source.reference or (lambda p: None)
+            k, temperature = cfg.eval.samples, cfg.eval.temperature
+            return Evaluator(prompts, source.judge, reference, generator, k=k, temperature=temperature, seed=seed)
+
+        evaluator = evaluator_of(test, cfg.seed + 202)
+        if n_val:
+            evaluator = SplitEvaluator(evaluator, evaluator_of(source.eval[:n_val], cfg.seed + 303))
     else:
         log.info("evaluation: no held-out prompts with a gold judge; export answers with larpo-generate")
     datamodule = ListDataModule(cfg.batch_size, tokenizer.pad_token_id, cfg.seed)
