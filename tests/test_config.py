@@ -194,6 +194,11 @@ def test_the_range_test_covers_every_key_it_should():
             "larpo: reference=none: objective=listmle needs a reference model; use reference=behavior, or a reference-free objective",
         ),
         (
+            ["trainer=fsdp", "model.lora={r:8}"],
+            "larpo: model.lora={'r': 8}: LoRA adapters are not sharded by this trainer (trainer=fsdp shards full "
+            "weights); use trainer=ddp with LoRA, or model.lora=null",
+        ),
+        (
             ["experiment=table3_objectives"],
             "larpo: experiment=table3_objectives: is a sweep over settings and seeds; add -m: larpo -m experiment=...",
         ),

@@ -279,7 +279,8 @@ class TrainerSchema:
     log_every_n_steps: int = at_least(1, 10)
     gradient_clip_val: float | None = num(example=1.0, ge=0)
     requires: dict[str, str] | None = None
-    capabilities: typing.ClassVar = ("requires",)
+    shards_parameters: bool = False  # FSDP: the policy's weights live in shards across ranks
+    capabilities: typing.ClassVar = ("requires", "shards_parameters")
 
 
 @dataclass
@@ -462,6 +463,13 @@ def _check_requires(cfg: DictConfig, choices: dict | None = None) -> None:
         for module, pip in (cfg[group].get("requires") or {}).items():
             if importlib.util.find_spec(module) is None:
                 raise ConfigError(group, _choice(cfg, group, choices), f"needs the {pip} package", f"pip install {pip}")
+    if cfg.model.get("lora") and cfg.trainer.get("shards_parameters"):
+        raise ConfigError(
+            "model.lora",
+            cfg.model.lora,
+            "LoRA adapters are not sharded by this trainer (trainer=fsdp shards full weights)",
+            "use trainer=ddp with LoRA, or model.lora=null",
+        )
     if cfg.model.get("lora") and importlib.util.find_spec("peft") is None:
         raise ConfigError("model.lora", cfg.model.lora, "needs the peft package", "pip install peft")
 

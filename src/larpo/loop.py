@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import time
 from collections import defaultdict
 from contextlib import contextmanager
@@ -65,6 +66,8 @@ class LarpoLoop(pl.Callback):
         self.wall_before = 0.0  # wall seconds of the run before it was resumed
         self._epoch_start = 0.0
         self.shard = Shard()  # set at fit start
+        self.resuming = False  # fit sets it when a checkpoint will be restored
+        self._restore_on_load = False
 
     @property
     def tokenizer(self):
@@ -81,6 +84,9 @@ class LarpoLoop(pl.Callback):
         self.pool.rank = trainer.global_rank
         if self.iteration > 0:  # state restored from a checkpoint: rebuild from the pool files
             self._restore()
+            return
+        if self.resuming:  # FSDP restores callbacks after this hook: load_state_dict rebuilds then
+            self._restore_on_load = True
             return
         self._evaluate(trainer, pl_module, iteration=0)
         self._prepare(trainer, pl_module, iteration=1)
@@ -105,6 +111,9 @@ class LarpoLoop(pl.Callback):
         self.timing = defaultdict(float, state["timing"])
         for phase in ("sft", "reward_model"):
             self.timing[phase] += now.get(phase, 0.0)
+        if self._restore_on_load:
+            self._restore_on_load = False
+            self._restore()
 
     def wall_times(self) -> dict[str, float]:
         """Seconds per phase, `total` wall time (across a resume) and `other`: the rest, so every
@@ -142,7 +151,9 @@ class LarpoLoop(pl.Callback):
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".ckpt.tmp")
         trainer.save_checkpoint(tmp, weights_only=False)  # the full state: optimizer and loops too
-        if trainer.is_global_zero:  # only rank zero writes the file
+        if trainer.is_global_zero:  # only rank zero moves it (every rank has written its part)
+            if path.is_dir():  # FSDP: a distributed checkpoint is a folder of shards
+                shutil.rmtree(path)
             os.replace(tmp, path)
 
     def on_train_epoch_start(self, trainer, pl_module):
@@ -178,7 +189,7 @@ class LarpoLoop(pl.Callback):
 
     def _prepare(self, trainer, pl_module, iteration: int) -> None:
         self.iteration = iteration
-        policy = pl_module.policy
+        policy = pl_module.full_policy()  # under FSDP a full copy: ranks sample different prompts
         with self._timed("generation", iteration):
             current = self.sampler.lists(policy, iteration, self.shard)
         if not self.sampler.scored:
@@ -220,7 +231,7 @@ class LarpoLoop(pl.Callback):
         if self.evaluator is None:
             return
         with self._timed("evaluation", iteration):
-            metrics = self.evaluator(pl_module.policy, self.tokenizer)
+            metrics = self.evaluator(pl_module.full_policy(), self.tokenizer)
         row = {"iteration": iteration, **metrics}
         if iteration > 0:
             row["dropped"] = self._dropped

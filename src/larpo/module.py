@@ -7,6 +7,7 @@ import torch
 
 from larpo.objectives import Objective
 from larpo.sequences import response_logps
+from larpo.sharding import full_copy, is_sharded, shard_policy
 
 
 class LarpoModule(pl.LightningModule):
@@ -46,6 +47,16 @@ class LarpoModule(pl.LightningModule):
         self.log("train/reward_margin", margin.mean(), batch_size=n)
         self.log("train/pair_accuracy", correct.sum() / pairs.sum().clamp(min=1), batch_size=n)
         return loss
+
+    def configure_model(self):
+        """Under `trainer=fsdp` (a ModelParallelStrategy sets the device mesh): shard the policy."""
+        if self.device_mesh is not None and not is_sharded(self.policy):
+            shard_policy(self.policy, self.device_mesh["data_parallel"])
+
+    def full_policy(self):
+        """The policy with all its weights: itself, or under FSDP a copy gathered from the shards
+        (every rank must call this)."""
+        return full_copy(self.policy) if is_sharded(self.policy) else self.policy
 
     def configure_optimizers(self):
         trainable = [p for p in self.policy.parameters() if p.requires_grad]  # LoRA: the adapters only

@@ -166,7 +166,9 @@ def build(cfg: DictConfig, callbacks: tuple = ()) -> Run:
     logger = instantiate(component(cfg.logger, "logger"))
     if callable(logger) and not isinstance(logger, pl.loggers.Logger):  # `_partial_`: it wants the run config
         logger = logger(config=OmegaConf.to_container(cfg, resolve=True))
-    trainer_args = {k: v for k, v in cfg.trainer.items() if k != "requires"}
+    trainer_args = dict(component(cfg.trainer, "trainer"))
+    if isinstance(trainer_args.get("strategy"), DictConfig):  # a strategy object, e.g. FSDP's
+        trainer_args["strategy"] = instantiate(trainer_args["strategy"])
     epochs = cfg.epochs_per_iteration
 
     def describe(trainer) -> str:
@@ -198,6 +200,7 @@ def fit(r: Run) -> dict:
     resume = bool(r.cfg.resume) and ckpt.exists()
     if rank_zero_only.rank == 0:  # other data-parallel ranks run this too
         OmegaConf.save(r.cfg, run_dir / "config.yaml", resolve=True)  # what `resume=` reads back
+    r.loop.resuming = resume
     if resume:
         log.info("resuming from %s", ckpt)
     elif r.cfg.resume:
@@ -222,10 +225,11 @@ def fit(r: Run) -> dict:
         "reference_forwards": r.loop.reference.forwards,
         "data": r.data_report,
     }
+    policy = r.module.full_policy() if r.cfg.save_policy else None  # FSDP: every rank gathers
     if not r.trainer.is_global_zero:  # under data parallelism rank zero reports for all
         return summary
-    if r.cfg.save_policy:  # from_pretrained-ready, e.g. for larpo-generate
-        r.module.policy.save_pretrained(run_dir / "policy")
+    if policy is not None:  # from_pretrained-ready, e.g. for larpo-generate
+        policy.save_pretrained(run_dir / "policy")
         r.loop.tokenizer.save_pretrained(run_dir / "policy")
     (run_dir / "summary.json").write_text(strict_json.dumps(summary, indent=2))
     if r.trainer.logger is not None:
