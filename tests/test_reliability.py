@@ -74,6 +74,34 @@ def test_a_killed_run_resumes_where_it_stopped_and_ends_the_same(tmp_path, cache
         assert {"sft", "generation", "scoring", "reference", "training", "evaluation", "other"} <= set(timing)
 
 
+@pytest.mark.slow
+def test_sigterm_stops_cleanly_prints_the_resume_command_and_the_run_resumes(tmp_path, cache_dir):
+    """A cluster preempting a job sends SIGTERM: larpo stops with exit code 130, prints the exact
+    `larpo resume=<dir>` command, and that command finishes the run."""
+    run_dir = tmp_path / "preempted"
+    args = micro_args(cache_dir, "iterations=2", "epochs_per_iteration=2", "data.prompts_per_iteration=160")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "larpo", *args, f"hydra.run.dir={run_dir}"],
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 300
+    while not (run_dir / "checkpoints" / "last.ckpt").exists():
+        assert proc.poll() is None and time.time() < deadline
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr[-2000:]
+    assert f"larpo: stopped. Continue this run with:\n  larpo resume={run_dir}\n" in stderr
+    assert "Traceback" not in stderr and not (run_dir / "summary.json").exists()
+    out = larpo(f"resume={run_dir}")
+    assert out.returncode == 0, out.stderr[-2000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert [h["iteration"] for h in summary["history"]] == [0, 1, 2]
+
+
 def test_a_run_prints_no_known_third_party_noise_and_says_where_wandb_is(tmp_path, cache_dir):
     out = larpo(
         *micro_args(
