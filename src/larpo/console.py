@@ -5,6 +5,7 @@ file (a cluster job, nohup), and known third-party noise silenced at its source.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 import warnings
@@ -42,11 +43,13 @@ class _DropMessages(logging.Filter):
 def setup() -> None:
     """Route console log lines through tqdm and silence the known noise, each at its source."""
     root = logging.getLogger()
+    # data parallelism: the other ranks' progress repeats rank 0's; their log files keep it all
+    other_rank = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) > 0
     for i, handler in enumerate(root.handlers):
         if type(handler) is logging.StreamHandler:
             routed = _TqdmHandler(handler.stream)
             routed.setFormatter(handler.formatter)
-            routed.setLevel(handler.level)
+            routed.setLevel(logging.WARNING if other_rank else handler.level)
             root.handlers[i] = routed
     # Lightning's advertisement, and the hardware lines that say nothing on a CPU run
     logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(
