@@ -255,6 +255,14 @@ def test_help_reads_like_a_tool_help_page():
     assert len(out.splitlines()) < 60
 
 
+def test_help_into_a_closed_pipe_exits_quietly():
+    """`larpo --help | head -1` (or `| grep -q`): the reader may leave before the page is written."""
+    proc = subprocess.Popen([sys.executable, "-m", "larpo", "--help"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader is gone before the first byte
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0 and "BrokenPipeError" not in err, err
+
+
 # --- top-level knobs and paper presets -----------------------------------------------------------
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -128,7 +129,10 @@ def quick_help(config_name: str) -> bool:
     listing = "\n".join(f"{g}: {', '.join(sorted(o))}" for g, o in sorted(groups.items()))
     page = help_cfg.template.replace("${hydra.help.header}", help_cfg.header)
     page = page.replace("${hydra.help.footer}", help_cfg.footer).replace("$APP_CONFIG_GROUPS", listing)
-    print(page)
+    try:
+        print(page, flush=True)
+    except BrokenPipeError:  # `larpo --help | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
     return True
 
 
