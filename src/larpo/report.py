@@ -425,6 +425,8 @@ def tune(sweep: Sweep) -> list[dict]:
 
 def tuning_table(rows: list[dict], key: str, by: str) -> str:
     values = list(dict.fromkeys(v for row in rows for v in row["scores"]))
+    if all(_number(str(v)) is not None for v in values):  # e.g. learning rates: in increasing order
+        values.sort(key=lambda v: _number(str(v)))
     lines = [
         f"| setting | {' | '.join(f'{key}={v}' for v in values)} | chosen |",
         "|---|" + "---|" * (len(values) + 1),
