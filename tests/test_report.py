@@ -187,27 +187,23 @@ class Exploit:
         return (Path.touch, (Path(self.marker),))
 
 
-@pytest.mark.slow
-def test_report_of_a_sweep(tmp_path, cache_dir):
-    sweep = tmp_path / "sweep"
+def sweep_cli(sweep: Path, *overrides: str) -> subprocess.CompletedProcess:
+    """`larpo -m <overrides>` into `sweep`, through the real CLI; it must succeed."""
     out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "larpo",
-            "-m",
-            *MICRO,
-            f"model.cache_dir={cache_dir}",
-            "iterations=1",
-            "seed=0,1",
-            f"hydra.sweep.dir={sweep}",
-        ],
+        [sys.executable, "-m", "larpo", "-m", *overrides, f"hydra.sweep.dir={sweep}"],
         capture_output=True,
         text=True,
         env=ENV,
         timeout=600,
     )
     assert out.returncode == 0, out.stderr[-2000:]
+    return out
+
+
+@pytest.mark.slow
+def test_report_of_a_sweep(tmp_path, cache_dir):
+    sweep = tmp_path / "sweep"
+    sweep_cli(sweep, *MICRO, f"model.cache_dir={cache_dir}", "iterations=1", "seed=0,1")
     finals = [__import__("json").loads((sweep / str(i) / "summary.json").read_text())["final"] for i in (0, 1)]
 
     # a job that started and died, and a booby-trapped checkpoint from "another user"
@@ -286,25 +282,14 @@ def test_smoke_experiment_sweep_and_its_report(tmp_path, cache_dir):
     """`larpo -m experiment=table3_objectives size=smoke` with two objectives, in parallel through
     the joblib launcher preset, then `larpo-report` on it: the table and the figure."""
     sweep = tmp_path / "sweep"
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "larpo",
-            "-m",
-            "experiment=table3_objectives",
-            "size=smoke",
-            "objective=pairwise,listmle",
-            "hydra/launcher=local",
-            f"model.cache_dir={cache_dir}",
-            f"hydra.sweep.dir={sweep}",
-        ],
-        capture_output=True,
-        text=True,
-        env=ENV,
-        timeout=600,
+    sweep_cli(
+        sweep,
+        "experiment=table3_objectives",
+        "size=smoke",
+        "objective=pairwise,listmle",
+        "hydra/launcher=local",
+        f"model.cache_dir={cache_dir}",
     )
-    assert out.returncode == 0, out.stderr[-2000:]
     summaries = {}
     for job in (0, 1):
         s = __import__("json").loads((sweep / str(job) / "summary.json").read_text())
@@ -356,25 +341,14 @@ def test_submitit_local_launcher_gives_the_basic_launchers_summaries(tmp_path, c
     finals = {}
     for launcher in ("basic", "submitit_local"):
         sweep = tmp_path / launcher
-        out = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "larpo",
-                "-m",
-                *MICRO,
-                f"model.cache_dir={cache_dir}",
-                "iterations=1",
-                "objective=pairwise,listmle",
-                f"hydra/launcher={launcher}",
-                f"hydra.sweep.dir={sweep}",
-            ],
-            capture_output=True,
-            text=True,
-            env=ENV,
-            timeout=600,
+        sweep_cli(
+            sweep,
+            *MICRO,
+            f"model.cache_dir={cache_dir}",
+            "iterations=1",
+            "objective=pairwise,listmle",
+            f"hydra/launcher={launcher}",
         )
-        assert out.returncode == 0, out.stderr[-2000:]
         for job in (0, 1):
             s = json.loads((sweep / str(job) / "summary.json").read_text())
             finals[launcher, s["config"]["objective"]["_target_"]] = (s["history"], s["reference_forwards"])

@@ -88,8 +88,9 @@ class LarpoLoop(pl.Callback):
         if self.resuming:  # FSDP restores callbacks after this hook: load_state_dict rebuilds then
             self._restore_on_load = True
             return
-        self._evaluate(trainer, pl_module, iteration=0)
-        self._prepare(trainer, pl_module, iteration=1)
+        policy = pl_module.full_policy()  # under FSDP a full copy, gathered once for both phases
+        self._evaluate(trainer, policy, iteration=0)
+        self._prepare(trainer, policy, iteration=1)
 
     def state_dict(self) -> dict:
         """Plain data only (a checkpoint loads with weights_only=True); pools live in their files."""
@@ -169,10 +170,11 @@ class LarpoLoop(pl.Callback):
     def on_train_epoch_end(self, trainer, pl_module):
         self.timing["training"] += time.perf_counter() - self._epoch_start
         if (trainer.current_epoch + 1) % self.plan.epochs_per_iteration == 0:
+            policy = pl_module.full_policy()  # under FSDP a full copy, gathered once for both phases
             if self.plan.evaluate_every or self.iteration == self.iterations:
-                self._evaluate(trainer, pl_module, iteration=self.iteration)
+                self._evaluate(trainer, policy, iteration=self.iteration)
             if self.iteration < self.iterations:
-                self._prepare(trainer, pl_module, iteration=self.iteration + 1)
+                self._prepare(trainer, policy, iteration=self.iteration + 1)
         self._checkpoint(trainer)
 
     # --- phases ----------------------------------------------------------------------------------
@@ -187,9 +189,9 @@ class LarpoLoop(pl.Callback):
         finally:
             self.timing[phase] += time.perf_counter() - start
 
-    def _prepare(self, trainer, pl_module, iteration: int) -> None:
+    def _prepare(self, trainer, policy, iteration: int) -> None:
+        """Sample, rank and select with `policy` (the full weights: ranks sample different prompts)."""
         self.iteration = iteration
-        policy = pl_module.full_policy()  # under FSDP a full copy: ranks sample different prompts
         with self._timed("generation", iteration):
             current = self.sampler.lists(policy, iteration, self.shard)
         if not self.sampler.scored:
@@ -227,11 +229,11 @@ class LarpoLoop(pl.Callback):
             )
         self._log_table(trainer, iteration, ranked.kept)
 
-    def _evaluate(self, trainer, pl_module, iteration: int) -> None:
+    def _evaluate(self, trainer, policy, iteration: int) -> None:
         if self.evaluator is None:
             return
         with self._timed("evaluation", iteration):
-            metrics = self.evaluator(pl_module.full_policy(), self.tokenizer)
+            metrics = self.evaluator(policy, self.tokenizer)
         row = {"iteration": iteration, **metrics}
         if iteration > 0:
             row["dropped"] = self._dropped
