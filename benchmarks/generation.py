@@ -18,8 +18,8 @@ import warnings
 
 import torch
 
-from larpo.generation import HFGenerator
-from larpo.models import build_tiny_llama, load_policy
+from larpo.generation.hf import HFGenerator
+from larpo.models.policy import build_tiny_llama, load_policy
 from larpo.worlds.arithmetic import ArithmeticTask, build_tokenizer
 
 CHUNK, NEW = 1024, 8

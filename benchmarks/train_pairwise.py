@@ -27,10 +27,10 @@ import torch
 import torch.nn.functional as F
 
 from larpo import objectives
-from larpo.data import ListDataModule, TrainingList
-from larpo.evaluation import sequence_logps
-from larpo.models import build_tiny_llama, load_policy
-from larpo.module import LarpoModule
+from larpo.models.policy import build_tiny_llama, load_policy
+from larpo.run.datamodule import ListDataModule, TrainingList
+from larpo.run.evaluation import sequence_logps
+from larpo.run.module import LarpoModule
 from larpo.sequences import encode_prompt, encode_response
 from larpo.worlds.arithmetic import ArithmeticTask, build_tokenizer, true_answer
 

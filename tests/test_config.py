@@ -9,11 +9,13 @@ import typing
 from pathlib import Path
 
 import pytest
-from conftest import CONF, compose_cfg
+from helpers.configs import CONF, compose_cfg
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from larpo.config import GROUP_SCHEMAS, ConfigError, Range, check, component
+from larpo.config.fields import ConfigError, Range
+from larpo.config.rules import check
+from larpo.config.schema import GROUP_SCHEMAS, component
 from larpo.worlds.arithmetic import build_tokenizer
 
 GROUPS = sorted(p.name for p in Path(CONF).iterdir() if p.is_dir() and p.name not in ("hydra", "__pycache__"))
@@ -115,7 +117,7 @@ def bad_value(rng: Range):
 
 def out_of_range_cases():
     """Every ranged key of every shipped option that has it, with a value just outside its range."""
-    from larpo.config import TrainSchema
+    from larpo.config.schema import TrainSchema
 
     cases = []
     top = [f for f in dataclasses.fields(TrainSchema) if f.name not in GROUP_SCHEMAS]
@@ -138,11 +140,21 @@ def out_of_range_cases():
 CASES = out_of_range_cases()
 
 
+def quick_first(cases):
+    """Each key once in the quick loop (`-m "not slow"`); its other options' cases are slow."""
+    seen, out = set(), []
+    for option, key, rng in cases:
+        marks = [pytest.mark.slow] if key in seen else []
+        seen.add(key)
+        out.append(pytest.param(option, key, rng, marks=marks, id=f"{option or 'train'}:{key}"))
+    return out
+
+
 def list_valued(key: str) -> bool:
     return key.split(".")[-1] in ("temperatures", "schedule")
 
 
-@pytest.mark.parametrize(("option", "key", "rng"), CASES, ids=[f"{o or 'train'}:{k}" for o, k, _ in CASES])
+@pytest.mark.parametrize(("option", "key", "rng"), quick_first(CASES))
 def test_every_out_of_range_value_is_rejected_at_compose_in_one_line(option, key, rng, tmp_path):
     value = bad_value(rng)
     setting = f"{key}=[{value}]" if list_valued(key) else f"{key}={value}"
@@ -226,7 +238,7 @@ def test_the_cli_prints_one_line_and_exits_2_without_a_traceback(args, line, tmp
 def test_composing_and_checking_through_the_cli_path_never_imports_torch():
     code = (
         "import sys\n"
-        "from larpo.config import check, compose\n"
+        "from larpo.config.compose import compose\nfrom larpo.config.rules import check\n"
         "import larpo.cli\n"
         "cfg = compose(['objective=contrastive', 'reward_model=learned', 'temperature=0.8', 'run_dir=/tmp/x'])\n"
         "check(cfg)\n"
@@ -245,7 +257,7 @@ def test_cli_prints_the_composed_config():
         check=True,
     ).stdout
     cfg = OmegaConf.create(out)
-    assert cfg.temperature == 0.8 and cfg.objective._target_ == "larpo.objectives.listmle"
+    assert cfg.temperature == 0.8 and cfg.objective._target_ == "larpo.objectives.ranking.listmle"
     assert {"seed", "iterations", "beta", "data", "model", "reward_model", "negatives"} <= set(cfg)
 
 

@@ -13,9 +13,10 @@ import time
 
 import pytest
 import torch
-from conftest import MICRO
+from helpers.configs import MICRO
+from helpers.env import env
 
-ENV = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "OMP_NUM_THREADS": "1"}
+ENV = env(OMP_NUM_THREADS="1")  # two processes on two cores
 
 
 def pool(run_dir):
@@ -94,7 +95,7 @@ def test_fsdp_on_two_gloo_processes_matches_ddp_and_resumes_from_its_sharded_che
         run[name] = tmp_path / name
         run_cli(run[name], cache_dir, *extra, *LONGER, iterations=2)
     summary = {name: json.loads((d / "summary.json").read_text()) for name, d in run.items()}
-    assert summary["fsdp"]["config"]["trainer"]["strategy"]["_target_"] == "larpo.sharding.FullyShardedStrategy"
+    assert summary["fsdp"]["config"]["trainer"]["strategy"]["_target_"] == "larpo.parallel.fsdp.FullyShardedStrategy"
     shards = sorted(p.name for p in (run["fsdp"] / "checkpoints" / "last.ckpt").glob("*.distcp"))
     assert shards == ["__0_0.distcp", "__1_0.distcp"]  # sharded for real: one file per rank
 
@@ -132,7 +133,7 @@ def test_fsdp_on_two_gloo_processes_matches_ddp_and_resumes_from_its_sharded_che
         [sys.executable, "-m", "larpo", f"resume={killed}"], capture_output=True, text=True, env=ENV, timeout=600
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    log = (killed / "cli.log").read_text()
+    log = (killed / "larpo.log").read_text()
     assert "[iteration 1/2] resuming from" in log and log.count("[iteration 1/2] generation") == 1  # not redone
     resumed = json.loads((killed / "summary.json").read_text())
     assert [h["iteration"] for h in resumed["history"]] == [0, 2]

@@ -11,7 +11,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import CONF, MICRO
+from helpers.configs import CONF, MICRO
 
 import larpo
 from larpo import objectives
@@ -59,7 +59,7 @@ def user_folder(tmp_path: Path) -> Path:
     (conf / "objective").mkdir(parents=True)
     (conf / "reward_model").mkdir()
     shipped = (Path(CONF) / "objective" / "pairwise.yaml").read_text()
-    mine = shipped.replace("_target_: larpo.objectives.pairwise", "_target_: my_larpo_ext.margin_loss")
+    mine = shipped.replace("_target_: larpo.objectives.ranking.pairwise", "_target_: my_larpo_ext.margin_loss")
     (conf / "objective" / "mine.yaml").write_text(mine + "margin: 0.25\n")
     (conf / "reward_model" / "signed.yaml").write_text(
         "_target_: my_larpo_ext.SignedJudge\n_partial_: true\nscale: 2.0\n"

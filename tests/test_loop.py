@@ -9,9 +9,10 @@ import pytorch_lightning as pl
 import torch
 
 from larpo.candidates import read_pool
-from larpo.negatives import OtherPrompt
+from larpo.negatives.strategies import OtherPrompt
+from larpo.run.build import build
+from larpo.run.fit import fit
 from larpo.sequences import collate, response_logps
-from larpo.train import build, fit
 
 
 class Probe(pl.Callback):
@@ -47,7 +48,7 @@ def pool(run_dir, s):
 
 @pytest.fixture(scope="module")
 def memory_all(tmp_path_factory, cache_dir):
-    from conftest import MICRO, compose_cfg
+    from helpers.configs import MICRO, compose_cfg
 
     tmp = tmp_path_factory.mktemp("memory_all")
     cfg = compose_cfg([*MICRO, f"model.cache_dir={cache_dir}", "candidate_list.memory=all", "logger=wandb"], tmp)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import CONF
+from helpers.configs import CONF
 
 from larpo import objectives
 
@@ -461,52 +461,11 @@ def test_pro_without_dynamic_temperature_is_plackett_luce_over_normalised_logps(
 
 @pytest.fixture(scope="module")
 def allrank(tmp_path_factory):
-    """allRank's own loss functions, loaded from its wheel (installed without its dependencies,
-    which pin torch<=1.8 and torchvision): its package modules are stood in for by the three names
-    the loss files import (PADDED_Y_VALUE, DEFAULT_EPS, get_torch_device)."""
-    import importlib
-    import subprocess
-    import sys
-    import types
-    import zipfile
+    """allRank's own loss functions (see helpers.allrank)."""
+    from helpers.allrank import allrank_losses
 
-    where = tmp_path_factory.mktemp("allrank")
-    got = subprocess.run(
-        [sys.executable, "-m", "pip", "download", "allrank==1.4.3", "--no-deps", "-d", str(where), "-q"],
-        capture_output=True,
-        text=True,
-    )
-    if got.returncode != 0:
-        pytest.skip(f"allrank could not be downloaded: {got.stderr[-300:]}")
-    zipfile.ZipFile(next(where.glob("*.whl"))).extractall(where)
-    saved = {k: v for k, v in sys.modules.items() if k == "allrank" or k.startswith("allrank.")}
-    stubs = {
-        "allrank": types.ModuleType("allrank"),
-        "allrank.data": types.ModuleType("allrank.data"),
-        "allrank.data.dataset_loading": types.ModuleType("allrank.data.dataset_loading"),
-        "allrank.models": types.ModuleType("allrank.models"),
-        "allrank.models.model_utils": types.ModuleType("allrank.models.model_utils"),
-        "allrank.models.losses": types.ModuleType("allrank.models.losses"),
-    }
-    stubs["allrank.data.dataset_loading"].PADDED_Y_VALUE = -1
-    stubs["allrank.models"].__path__ = [str(where / "allrank" / "models")]
-    stubs["allrank.models.model_utils"].get_torch_device = lambda: torch.device("cpu")
-    stubs["allrank.models.losses"].__path__ = [str(where / "allrank" / "models" / "losses")]
-    stubs["allrank.models.losses"].DEFAULT_EPS = 1e-10
-    sys.modules.update(stubs)
-    try:
-        yield {
-            name: getattr(importlib.import_module(f"allrank.models.losses.{module}"), name)
-            for module, name in [
-                ("listNet", "listNet"),
-                ("approxNDCG", "approxNDCGLoss"),
-                ("neuralNDCG", "neuralNDCG"),
-            ]
-        }
-    finally:
-        for k in [k for k in sys.modules if k == "allrank" or k.startswith("allrank.")]:
-            del sys.modules[k]
-        sys.modules.update(saved)
+    with allrank_losses(tmp_path_factory.mktemp("allrank")) as losses:
+        yield losses
 
 
 def peer_batch(seed: int):
@@ -555,7 +514,7 @@ def test_sinkhorn_gradients_stay_finite_with_padding_through_every_iteration():
     """Regression: with padding multiplied out instead of masked, a zero column sum divided the
     gradient by the 1e-10 clamp on every iteration until it overflowed to inf, and inf * 0 = NaN
     (a real neuralndcg run diverged at step 2). 50 iterations, float32, two padded lists."""
-    from larpo.objectives import _neural_sort, _sinkhorn
+    from larpo.objectives.listwise import _neural_sort, _sinkhorn
 
     mask = torch.tensor([[True, True, True, True], [True, True, False, False], [True, True, True, False]])
     s = torch.tensor([[0.3, -0.2, 0.1, 0.05], [0.2, -0.1, 0.0, 0.0], [-0.3, 0.18, 0.02, 0.0]], requires_grad=True)

@@ -4,24 +4,25 @@ optional packages, and the AlpacaEval export."""
 
 import json
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import compose_cfg
+from helpers.configs import compose_cfg
+from helpers.env import ENV
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
-from larpo.rewards import RewardContext, VerifierReward
+from larpo.data.answers import answers_match, final_number
+from larpo.data.contract import Source
+from larpo.data.lists import read_lists
+from larpo.rewards.contract import RewardContext
+from larpo.rewards.verifier import VerifierReward
+from larpo.run.fit import run
 from larpo.sequences import prompt_text
-from larpo.source import Source
-from larpo.sources import answers_match, final_number, read_lists
-from larpo.train import run
 
 FIXTURES = Path(__file__).parent / "fixtures"
-ENV = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
 SMALL = [  # one quick iteration of a tiny random policy
     "iterations=1",
     "epochs_per_iteration=1",
@@ -46,6 +47,7 @@ def pool(run_dir: Path, iteration: int = 1) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_ultrafeedback_with_a_chat_policy_and_a_reward_model_with_another_tokenizer(tmp_path, tiny_hub):
     run_dir = tmp_path / "run"
     cli(
@@ -225,8 +227,8 @@ def test_optional_packages_missing_fail_clearly(override, package, tmp_path):
 
 
 def test_optional_package_classes_name_the_package():
-    from larpo.generation import VLLMGenerator
-    from larpo.rewards import PairRMReward
+    from larpo.generation.vllm import VLLMGenerator
+    from larpo.rewards.pairrm import PairRMReward
 
     with pytest.raises(ImportError, match="pip install vllm"):
         VLLMGenerator("x", work_dir="y")

@@ -2,7 +2,6 @@
 
 import json
 import math
-import os
 import signal
 import subprocess
 import sys
@@ -11,13 +10,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import CONF, MICRO
+from helpers.configs import CONF, MICRO
+from helpers.env import ENV
 
 from larpo.candidates import read_pool
-from larpo.config import ConfigError
-from larpo.train import build, fit
-
-ENV = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
+from larpo.config.fields import ConfigError
+from larpo.run.build import build
+from larpo.run.fit import fit
 
 
 def larpo(*args, timeout=300):
@@ -102,6 +101,7 @@ def test_sigterm_stops_cleanly_prints_the_resume_command_and_the_run_resumes(tmp
     assert [h["iteration"] for h in summary["history"]] == [0, 1, 2]
 
 
+@pytest.mark.slow
 def test_a_run_prints_no_known_third_party_noise_and_says_where_wandb_is(tmp_path, cache_dir):
     out = larpo(
         *micro_args(
@@ -145,6 +145,7 @@ def test_bad_configs_fail_early_with_the_fix(overrides, message, tmp_path):
     assert time.time() - start < 60
 
 
+@pytest.mark.slow
 def test_a_reward_model_that_cannot_load_fails_before_sft(tmp_path):
     (tmp_path / "rm").mkdir()  # exists, but holds no tokenizer
     out = larpo(
@@ -171,6 +172,7 @@ def test_a_bad_value_leaves_no_run_directory_behind(tmp_path):
     assert not (tmp_path / "outputs").exists()  # checked before Hydra creates the run directory
 
 
+@pytest.mark.slow
 def test_memory_previous_with_one_iteration_only_warns(tmp_path, cache_dir):
     out = larpo(*micro_args(cache_dir, "candidate_list.memory=previous", "iterations=1"), f"hydra.run.dir={tmp_path}")
     assert out.returncode == 0, out.stderr[-2000:]
@@ -265,6 +267,7 @@ def test_every_kind_of_bad_line_is_skipped_and_the_good_lines_train(micro, tmp_p
             json.loads(line, parse_constant=lambda c, f=written: pytest.fail(f"{f} holds {c}"))
 
 
+@pytest.mark.slow
 def test_a_file_with_no_valid_line_stops_with_one_line(tmp_path):
     path = tmp_path / "bad.jsonl"
     path.write_text("not json\n[1, 2]\n")
@@ -317,6 +320,7 @@ class Exploit:
         return (Path.touch, (Path(self.marker),))
 
 
+@pytest.mark.slow
 def test_checkpoints_hold_plain_data_and_loading_never_runs_code(micro, tmp_path):
     summary = fit(build(micro("iterations=1")))
     run_dir = Path(summary["config"]["run_dir"])
@@ -332,7 +336,7 @@ def test_checkpoints_hold_plain_data_and_loading_never_runs_code(micro, tmp_path
 
 
 def test_remote_code_is_off_by_default(tmp_path):
-    from conftest import compose_cfg
+    from helpers.configs import compose_cfg
 
     cfg = compose_cfg([], tmp_path)
     assert cfg.model.trust_remote_code is False

@@ -5,9 +5,12 @@ import math
 import pytest
 
 from larpo.candidates import read_pool
-from larpo.rewards import JudgeReward, RewardContext, SequenceClassifierReward
-from larpo.source import Source
-from larpo.train import build, fit
+from larpo.data.contract import Source
+from larpo.rewards.classifier import SequenceClassifierReward
+from larpo.rewards.contract import RewardContext
+from larpo.rewards.judge import JudgeReward
+from larpo.run.build import build
+from larpo.run.fit import fit
 from larpo.worlds.arithmetic import judge
 
 

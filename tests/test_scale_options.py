@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from larpo.train import build, fit
+from larpo.run.build import build
+from larpo.run.fit import fit
 
 
 def test_gradient_checkpointing_changes_memory_not_results(micro, tmp_path):
@@ -34,7 +35,7 @@ def test_lora_trains_the_adapters_only(micro):
 
 
 def test_bf16_policy_option_loads_bfloat16_weights(tiny_hub):
-    from larpo.models import load_policy
+    from larpo.models.policy import load_policy
 
     model, tok = load_policy(str(tiny_hub["policy"]), dtype="bfloat16")
     assert {p.dtype for p in model.parameters()} == {torch.bfloat16}

@@ -6,10 +6,17 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from larpo.models import build_tiny_llama, load_policy
+from larpo.models.policy import build_tiny_llama, load_policy
 from larpo.sequences import collate, encode_prompt, encode_response
 from larpo.worlds.arithmetic import ArithmeticTask, build_tokenizer, judge, parse_answer, true_answer
-from larpo.worlds.arithmetic.sft import sft_key, sft_policy_path, task_from_config
+from larpo.worlds.arithmetic.sft import ArithmeticSFT
+
+
+def sft_stage(cfg) -> ArithmeticSFT:
+    """The world's SFT stage as the data option builds it (its `Source.sft`)."""
+    from hydra.utils import instantiate
+
+    return ArithmeticSFT(instantiate(cfg.data.task), cfg.data.eval_prompts, cfg.data.eval_seed)
 
 
 def test_tokenizer_round_trip_through_save_pretrained(tmp_path):
@@ -65,11 +72,11 @@ def _response_nll(model, tok, prompts, task):
 
 def test_tiny_sft_lowers_the_loss_and_round_trips(micro):
     cfg = micro()
-    path = sft_policy_path(cfg.model, cfg.data, cfg.seed, progress=False)
+    path = sft_stage(cfg)(cfg.model, cfg.seed, progress=False)
     assert (path / "config.json").exists() and (path / "tokenizer.json").exists()
-    assert sft_policy_path(cfg.model, cfg.data, cfg.seed, progress=False) == path  # cached: same key, same directory
+    assert sft_stage(cfg)(cfg.model, cfg.seed, progress=False) == path  # cached: same key, same directory
     model, tok = load_policy(str(path))
-    task = task_from_config(cfg.data)
+    task = sft_stage(cfg).task
     prompts = task.prompts(64, seed=99)
     untrained = build_tiny_llama(tok, seed=cfg.seed, **cfg.model.arch)
     before, after = _response_nll(untrained, tok, prompts, task), _response_nll(model, tok, prompts, task)
@@ -85,21 +92,22 @@ def test_tiny_sft_lowers_the_loss_and_round_trips(micro):
 
 def test_changed_sft_knob_gives_a_new_cache_entry(micro):
     a, b = micro(), micro("model.sft.lr=1e-3")
-    assert sft_key(a.data, a.model, a.seed) != sft_key(b.data, b.model, b.seed)
-    assert sft_key(a.data, a.model, a.seed) == sft_key(micro().data, micro().model, 0)
+    assert sft_stage(a).key(a.model, a.seed) != sft_stage(b).key(b.model, b.seed)
+    assert sft_stage(a).key(a.model, a.seed) == sft_stage(micro()).key(micro().model, 0)
 
 
 def test_eval_prompts_knob_shrinks_evaluation_without_touching_sft(micro):
     a, b = micro(), micro("eval.prompts=5")
-    assert sft_key(a.data, a.model, a.seed) == sft_key(b.data, b.model, b.seed)
+    assert sft_stage(a).key(a.model, a.seed) == sft_stage(b).key(b.model, b.seed)
 
 
 def test_validation_split_is_disjoint_from_the_test_prompts_and_leaves_sft_alone(micro):
-    from larpo.evaluation import SplitEvaluator
-    from larpo.train import build, fit
+    from larpo.run.build import build
+    from larpo.run.evaluation import SplitEvaluator
+    from larpo.run.fit import fit
 
     plain, split = micro("iterations=1"), micro("iterations=1", "eval.validation=0.3")
-    assert sft_key(plain.data, plain.model, 0) == sft_key(split.data, split.model, 0)
+    assert sft_stage(plain).key(plain.model, 0) == sft_stage(split).key(split.model, 0)
     held_out = build(plain).loop.evaluator.prompts
     r = build(split)
     ev = r.loop.evaluator
@@ -113,7 +121,8 @@ def test_validation_split_is_disjoint_from_the_test_prompts_and_leaves_sft_alone
 
 
 def test_validation_share_must_leave_test_prompts(micro):
-    from larpo.config import ConfigError, check
+    from larpo.config.fields import ConfigError
+    from larpo.config.rules import check
 
     with pytest.raises(ConfigError, match=r"eval.prompts=15: more than the 14 held-out test prompts"):
         check(micro("eval.validation=0.3", "eval.prompts=15"))

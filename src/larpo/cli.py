@@ -21,7 +21,11 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from larpo.config import GROUP_SCHEMAS, ConfigError, check, check_node, compose
+from larpo.config.compose import compose
+from larpo.config.fields import ConfigError
+from larpo.config.rules import check
+from larpo.config.schema import GROUP_SCHEMAS
+from larpo.config.walker import check_keys
 
 log = logging.getLogger("larpo")
 
@@ -73,7 +77,7 @@ def resumed(cfg: DictConfig, overrides: list[str]) -> DictConfig:
     return old
 
 
-def checked(cfg: DictConfig, overrides: list[str], single_run: bool, choices: dict | None = None) -> DictConfig:
+def config_for_run(cfg: DictConfig, overrides: list[str], single_run: bool, choices: dict | None = None) -> DictConfig:
     """The config a run will use (a resumed run's own, with its safe overrides), checked."""
     if cfg.experiment_name and single_run:
         raise ConfigError(
@@ -89,19 +93,26 @@ def _on_sigterm(signum, frame):
     raise KeyboardInterrupt  # a preempted cluster job stops like Ctrl-C: cleanly, with the resume hint
 
 
+# a single run's config checked by `fail_fast` before Hydra's run path: not checked again
+_CHECKED: DictConfig | None = None
+
+
 @hydra.main(config_path="conf", config_name="train", version_base="1.3")
 def _train(cfg: DictConfig) -> float | None:
     try:
-        cfg = checked(cfg, _overrides(), _single_run())
+        if _CHECKED is not None:  # the same overrides, composed again by Hydra's run path
+            cfg = resumed(cfg, _overrides()) if cfg.resume else cfg
+        else:
+            cfg = config_for_run(cfg, _overrides(), _single_run())
     except ConfigError as err:
         fail("larpo", err)
     from larpo.console import setup
-    from larpo.train import run  # the heavy part: torch, transformers, Lightning
+    from larpo.run.fit import run  # the heavy part: torch, transformers, Lightning
 
     setup()
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        summary = run(cfg)
+        summary = run(cfg, checked=True)
     except ConfigError as err:
         fail("larpo", err)
     except (KeyboardInterrupt, SystemExit) as err:
@@ -136,7 +147,7 @@ def quick_help(config_name: str) -> bool:
     return True
 
 
-def precheck(args: list[str]) -> None:
+def fail_fast(args: list[str]) -> None:
     """A single run's config errors, answered with one compose: Hydra's run path composes twice,
     then creates the run directory and sets up logging before the task sees the config. Sweeps,
     Hydra's own flags and composition errors are left to Hydra."""
@@ -158,8 +169,9 @@ def precheck(args: list[str]) -> None:
     with open_dict(cfg):
         del cfg["hydra"]
         cfg.run_dir = "."  # `${hydra:runtime.output_dir}` exists only inside the app
+    global _CHECKED
     try:
-        checked(cfg, overrides, single_run=True, choices=choices)
+        _CHECKED = config_for_run(cfg, overrides, single_run=True, choices=choices)
     except ConfigError as err:
         fail("larpo", err)
 
@@ -167,7 +179,7 @@ def precheck(args: list[str]) -> None:
 def train() -> None:
     """`larpo`: the LarPO loop."""
     if not quick_help("train"):
-        precheck(sys.argv[1:])
+        fail_fast(sys.argv[1:])
         _train()
 
 
@@ -178,14 +190,14 @@ def _sft(cfg: DictConfig) -> None:
     except ConfigError as err:
         fail("larpo-sft", err)
     from larpo.console import setup
-    from larpo.worlds.arithmetic.sft import sft_metrics
+    from larpo.run.sft import sft_report
 
     setup()
-    print(json.dumps(sft_metrics(cfg.model, cfg.data, cfg.seed, cfg.progress), indent=2))
+    print(json.dumps(sft_report(cfg), indent=2))
 
 
 def sft() -> None:
-    """`larpo-sft`: build (or load) the SFT policy of the arithmetic world, print its metrics."""
+    """`larpo-sft`: build (or load) the SFT policy of the data option's world, print its metrics."""
     if not quick_help("sft"):
         _sft()
 
@@ -197,11 +209,11 @@ def _generate(cfg: DictConfig) -> None:
             prompts = "???" if OmegaConf.is_missing(cfg, "prompts") else cfg.prompts
             raise ConfigError("prompts", prompts, "is not a file", "give a JSON or JSONL file of prompts")
         for group in ("model", "generator"):
-            check_node(cfg[group], GROUP_SCHEMAS[group], f"{group}.")
+            check_keys(cfg[group], GROUP_SCHEMAS[group], f"{group}.")
     except ConfigError as err:
         fail("larpo-generate", err)
     from larpo.console import setup
-    from larpo.export import generate
+    from larpo.generation.export import generate
 
     setup()
     generate(cfg)

@@ -16,8 +16,9 @@ from torch.utils.data import DataLoader
 from transformers import AutoModelForSequenceClassification
 from transformers.utils import logging as hf_logging
 
-from larpo.models import save_atomic
-from larpo.rewards import RewardContext, SequenceClassifierReward
+from larpo.models.policy import save_atomic
+from larpo.rewards.classifier import SequenceClassifierReward
+from larpo.rewards.contract import RewardContext
 from larpo.worlds.arithmetic.sft import stage_trainer
 from larpo.worlds.arithmetic.task import (
     ArithmeticTask,

@@ -11,6 +11,7 @@ import json
 import logging
 import random
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -19,12 +20,9 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
 from larpo.console import interactive, progress_callbacks
-from larpo.evaluation import policy_metrics
-from larpo.generation import HFGenerator
-from larpo.models import build_tiny_llama, load_policy, n_parameters, save_atomic
+from larpo.models.policy import build_tiny_llama, n_parameters, save_atomic
 from larpo.sequences import collate, encode_prompt, encode_response
-from larpo.worlds.arithmetic.source import held_out, reference
-from larpo.worlds.arithmetic.task import ArithmeticTask, build_tokenizer, judge
+from larpo.worlds.arithmetic.task import ArithmeticTask, build_tokenizer, held_out
 
 log = logging.getLogger(__name__)
 
@@ -72,27 +70,12 @@ def stage_trainer(progress: bool, name: str, **limits) -> pl.Trainer:
     )
 
 
-def task_from_config(data_cfg: DictConfig) -> ArithmeticTask:
-    """The world's task from `data.task` (its `_target_` is this class)."""
-    return ArithmeticTask(**_task_keys(data_cfg))
-
-
-def _task_keys(data_cfg: DictConfig) -> dict:
-    task = OmegaConf.to_container(data_cfg.task, resolve=True)
-    return {k: v for k, v in task.items() if k != "_target_"}
-
-
-def eval_prompts(data_cfg: DictConfig) -> list[str]:
-    """The held-out pool: SFT never trains on it."""
-    return held_out(task_from_config(data_cfg), data_cfg.eval_prompts, data_cfg.eval_seed)
-
-
-def sft_key(data_cfg: DictConfig, model_cfg: DictConfig, seed: int) -> str:
+def sft_key(task: ArithmeticTask, eval_pool: list[int], model_cfg: DictConfig, seed: int) -> str:
     """Hash of everything that shapes the SFT checkpoint (the task, the held-out pool it must not
     see, the architecture, the SFT knobs, the seed); a changed knob gives a new cache entry."""
     parts = {
-        "task": _task_keys(data_cfg),
-        "eval": [data_cfg.eval_prompts, data_cfg.eval_seed],
+        "task": asdict(task),
+        "eval": list(eval_pool),
         "arch": OmegaConf.to_container(model_cfg.arch, resolve=True),
         "sft": OmegaConf.to_container(model_cfg.sft, resolve=True),
         "seed": seed,
@@ -101,12 +84,13 @@ def sft_key(data_cfg: DictConfig, model_cfg: DictConfig, seed: int) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def train_sft(data_cfg: DictConfig, model_cfg: DictConfig, seed: int, out_dir: Path, progress: bool = True) -> Path:
-    """Train the tiny policy from scratch on noisy targets and save it to out_dir."""
-    task = task_from_config(data_cfg)
+def train_sft(
+    task: ArithmeticTask, excluded: set[str], model_cfg: DictConfig, seed: int, out_dir: Path, progress: bool = True
+) -> Path:
+    """Train the tiny policy from scratch on noisy targets (never on `excluded`, the held-out
+    prompts) and save it to out_dir."""
     tokenizer = build_tokenizer()
     sft = model_cfg.sft
-    excluded = set(eval_prompts(data_cfg))
     rng = random.Random(seed)
     prompts = task.prompts(sft.examples, seed=seed + 1, exclude=excluded)
     examples = [(encode_prompt(tokenizer, p), encode_response(tokenizer, task.noisy_target(p, rng))) for p in prompts]
@@ -125,36 +109,25 @@ def train_sft(data_cfg: DictConfig, model_cfg: DictConfig, seed: int, out_dir: P
     return save_atomic(out_dir, model, tokenizer)
 
 
-def sft_policy_path(model_cfg: DictConfig, data_cfg: DictConfig, seed: int, progress: bool = True) -> Path:
-    """Directory of the initial policy: `model.path`, or the world's SFT policy for this config,
-    trained first if it is not cached."""
-    if model_cfg.path:
-        return Path(model_cfg.path)
-    cache = Path(model_cfg.cache_dir).expanduser() / f"sft-{sft_key(data_cfg, model_cfg, seed)}"
-    if (cache / "config.json").exists():
-        log.info("SFT: cached policy at %s", cache)
+@dataclass(frozen=True)
+class ArithmeticSFT:
+    """The world's SFT stage (`Source.sft`): the directory of the tiny policy for a `model` node
+    and a seed, trained first if it is not cached. The held-out pool is part of the cache key."""
+
+    task: ArithmeticTask
+    eval_prompts: int
+    eval_seed: int
+
+    def __call__(self, model_cfg: DictConfig, seed: int, progress: bool = True) -> Path:
+        cache = Path(model_cfg.cache_dir).expanduser() / f"sft-{self.key(model_cfg, seed)}"
+        if (cache / "config.json").exists():
+            log.info("SFT: cached policy at %s", cache)
+            return cache
+        start = time.perf_counter()
+        excluded = set(held_out(self.task, self.eval_prompts, self.eval_seed))
+        train_sft(self.task, excluded, model_cfg, seed, cache, progress=progress)
+        log.info("SFT: trained in %.1f s, saved to %s", time.perf_counter() - start, cache)
         return cache
-    start = time.perf_counter()
-    train_sft(data_cfg, model_cfg, seed, cache, progress=progress)
-    log.info("SFT: trained in %.1f s, saved to %s", time.perf_counter() - start, cache)
-    return cache
 
-
-def sft_metrics(model_cfg: DictConfig, data_cfg: DictConfig, seed: int, progress: bool = True) -> dict:
-    """`larpo-sft`: build (or load) the SFT policy and measure it on the held-out pool."""
-    start = time.perf_counter()
-    model, tokenizer = load_policy(str(sft_policy_path(model_cfg, data_cfg, seed, progress)))
-    metrics = policy_metrics(
-        model,
-        tokenizer,
-        eval_prompts(data_cfg),
-        HFGenerator(progress=progress),
-        temperature=1.0,
-        k=8,
-        seed=seed,
-        judge=judge,
-        reference=reference,
-    )
-    metrics = {k: round(v, 4) for k, v in metrics.items() if k != "win_rate_vs_sft"}
-    metrics["seconds"] = round(time.perf_counter() - start, 1)
-    return metrics
+    def key(self, model_cfg: DictConfig, seed: int) -> str:
+        return sft_key(self.task, [self.eval_prompts, self.eval_seed], model_cfg, seed)

@@ -1,20 +1,12 @@
 """The arithmetic world as a data source (`data=arithmetic`): seeded prompts, the true answer as
-reference and the gold judge. Evaluation prompts are a fixed held-out set that SFT and training
-never see."""
+reference, the gold judge and the world's SFT stage. Evaluation prompts are a fixed held-out set
+that SFT and training never see."""
 
 from __future__ import annotations
 
-from larpo.source import Source
-from larpo.worlds.arithmetic.task import ArithmeticTask, judge, true_answer, unrelated_response
-
-
-def held_out(task: ArithmeticTask, eval_prompts: int, eval_seed: int) -> list[str]:
-    """The held-out pool: a fixed seeded set that SFT and training prompts never include."""
-    return task.prompts(eval_prompts, seed=eval_seed) if eval_prompts else []
-
-
-def reference(prompt: str) -> str:
-    return str(true_answer(prompt))
+from larpo.data.contract import Source
+from larpo.worlds.arithmetic.sft import ArithmeticSFT
+from larpo.worlds.arithmetic.task import ArithmeticTask, held_out, judge, reference, unrelated_response
 
 
 def arithmetic(
@@ -28,4 +20,5 @@ def arithmetic(
         judge=judge,
         unrelated=unrelated_response,
         task=task,
+        sft=ArithmeticSFT(task, eval_prompts, eval_seed),
     )

@@ -111,6 +111,17 @@ class ArithmeticTask:
         return str(truth)
 
 
+def held_out(task: ArithmeticTask, eval_prompts: int, eval_seed: int) -> list[str]:
+    """The held-out pool: a fixed seeded set that SFT and training prompts never include."""
+    return task.prompts(eval_prompts, seed=eval_seed) if eval_prompts else []
+
+
+def reference(prompt: str) -> str | None:
+    """The true answer's text: the reference answer (verifier, hard negatives)."""
+    truth = true_answer(prompt)
+    return None if truth is None else str(truth)
+
+
 def unrelated_response(rng: random.Random, length: int = 4) -> str:
     """A response unrelated to the task: symbols with no number in them (the 'easiest' negative)."""
     return "".join(rng.choice("+-*=") for _ in range(length))

@@ -1,0 +1,42 @@
+"""The generator contract: how a policy samples k answers per prompt.
+
+Each option of the `generator` group names a class with `_target_`; an instance must satisfy
+`Generator`: called with the policy, its tokenizer, the prompts, k, a temperature (0: greedy),
+a seed and (for data parallelism) `shard=(rank, world)`, it returns k answer texts per prompt,
+None for the prompts another rank generates. `tokens` and `seconds` count its work over all calls.
+Samples are seeded per chunk of prompts (`chunk_seed`), so they do not depend on which process
+draws them.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+
+@runtime_checkable
+class Generator(Protocol):
+    tokens: int
+    seconds: float
+
+    def __call__(
+        self,
+        model,
+        tokenizer,
+        prompts: list[str],
+        k: int,
+        temperature: float,
+        seed: int,
+        desc: str = "generate",
+        shard: tuple[int, int] = (0, 1),
+    ) -> list[list[str] | None]: ...
+
+
+def chunks(n_prompts: int, k: int, batch_size: int) -> list[range]:
+    """Prompt index ranges, each one generate batch of about `batch_size` sequences. Chunk j is
+    sampled with its own seed, so a prompt's samples do not depend on which rank draws it."""
+    size = max(1, batch_size // max(1, k))
+    return [range(i, min(i + size, n_prompts)) for i in range(0, n_prompts, size)]
+
+
+def chunk_seed(seed: int, j: int) -> int:
+    return seed * 1_000_003 + j

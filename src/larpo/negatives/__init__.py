@@ -1,0 +1,2 @@
+"""Negatives strategies (Figure 3a): `contract.Strategy`, the shipped `strategies`, and the
+group's `schema`."""

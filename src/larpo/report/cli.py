@@ -1,0 +1,115 @@
+"""`larpo-report <dir | runs.csv>`: results.md, results.png and runs.csv from a run or sweep.
+
+It reads JSON, plain YAML text and CSV only (never a checkpoint, pickle or config with code in it),
+so a run directory from someone else can be inspected safely. A setting is the overrides that
+differ between jobs, the seed left out. Runs with the same seed share the SFT policy and the
+prompts, so settings are compared *paired by seed*: for every setting and metric, the mean
+difference to the baseline setting with its 95% confidence interval (paired Student t). Claims
+(`report.claims` of the experiment file) get a verdict by the rule in the README, with Holm's
+correction over the claims of one experiment. Given a `runs.csv` (e.g. a committed one), the report
+and its figure are rebuilt from it alone: no sweep directory needed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from larpo.report.collect import METRICS, collect, read_runs_csv, tune, write_history_csv, write_runs_csv
+from larpo.report.figures import figure, history_figure
+from larpo.report.stats import ALPHA, MARGIN
+from larpo.report.tables import claims, claims_table, paired_table, table, tuning_table
+
+
+def write_report(source: Path, out: Path | None = None) -> Path:
+    """Write results.md, results.png and runs.csv for a sweep directory or a runs.csv."""
+    from_csv = source.is_file() and source.suffix == ".csv"
+    sweep = read_runs_csv(source) if from_csv else collect(source)
+    out = out or (source.parent if from_csv else source) / "results.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    runs_csv = out.with_name("runs.csv")
+    if not from_csv or runs_csv.resolve() != source.resolve():
+        write_runs_csv(sweep, runs_csv)
+        write_history_csv(sweep, runs_csv.with_name("history.csv"))
+        runs_csv.with_name("report.json").write_text(json.dumps(sweep.report, indent=2, allow_nan=False) + "\n")
+    tuned = tune(sweep)
+    png = figure(sweep, out.with_suffix(".png"))
+    name = sweep.name or source.stem
+    metric = sweep.report.get("metric") or "win_rate_vs_sft"
+    parts = [
+        f"# Results: {name}",
+        "",
+        f"Final metrics on the held-out prompts, judged by the gold judge; {len(sweep.seeds)} seed(s) "
+        f"({', '.join(map(str, sweep.seeds))}). Mean ± 95% confidence interval (Student t) over seeds; "
+        "one seed shows no interval. The SFT row is each seed's starting policy.",
+        "",
+    ]
+    if tuned:
+        key, by = sweep.report["tune"], sweep.report.get("tune_by") or "val_win_rate_vs_sft"
+        parts += [
+            f"## {key} chosen per setting on the validation split",
+            "",
+            f"Each setting's {key} is the one with the best mean {by} (validation prompts, disjoint from",
+            "the test prompts). Every table, claim and figure below shows the runs of that choice, on the",
+            "test prompts. runs.csv holds every run.",
+            "",
+            tuning_table(tuned, key, by),
+            "",
+            "## Test metrics of the chosen runs",
+            "",
+        ]
+    parts += [table(sweep, METRICS) if sweep.runs else "No finished job found.", ""]
+    if len(sweep.settings) > 1:
+        parts += [
+            f"## Paired differences to the baseline ({sweep.baseline})",
+            "",
+            "Per seed, setting minus baseline (same SFT policy, prompts and evaluation prompts), then mean",
+            "± 95% CI of the differences (paired t).",
+            "",
+            paired_table(sweep, METRICS),
+            "",
+        ]
+    rows = claims(sweep, metric)
+    if rows:
+        parts += [
+            "## Claims",
+            "",
+            f"Rule (README): on the paired differences in {metric}, Holm-adjusted over this experiment's",
+            f"claims: **reproduced** if p < {ALPHA} and the difference is positive; **not reproduced** if",
+            f"p < {ALPHA} and it is negative, or the 95% CI lies inside ±{MARGIN}; else **inconclusive**.",
+            "",
+            claims_table(rows, metric),
+            "",
+        ]
+    if png:
+        parts += [f"![{name}]({png.name})", ""]
+    per_iteration = history_figure(sweep, out.with_name("history.png"))
+    if per_iteration:
+        parts += ["## Per iteration", "", f"![{name} per iteration]({per_iteration.name})", ""]
+    if sweep.duplicates:
+        parts += [
+            "## Duplicate runs (counted once: the first)",
+            "",
+            *[f"- {d}" for d in sweep.duplicates],
+            "",
+        ]
+    if sweep.failed:
+        parts += ["## Missing or failed jobs", "", *[f"- {f}" for f in sweep.failed], ""]
+    out.write_text("\n".join(parts))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="larpo-report", description=__doc__.splitlines()[0])
+    parser.add_argument("source", type=Path, help="a run or multirun sweep directory, or a runs.csv to rebuild from")
+    parser.add_argument("--out", type=Path, default=None, help="where to write results.md (default: beside the source)")
+    args = parser.parse_args()
+    if not (args.source.is_dir() or (args.source.is_file() and args.source.suffix == ".csv")):
+        parser.error(f"{args.source} is neither a directory nor a runs.csv")
+    path = write_report(args.source, args.out)
+    print(path.read_text())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,273 @@
+"""Collecting runs: the finished jobs of a sweep directory (or a committed runs.csv) as a `Sweep`
+of `RunResult`s grouped by setting; runs.csv and history.csv; the experiment's `report` node;
+`report.tune`'s choice per setting on the validation split."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# the final metrics a report tabulates, in this order; every one is a share in [0, 1]
+METRICS = [
+    "win_rate_vs_sft",
+    "gold_reward",
+    "accuracy_greedy",
+    "accuracy_sampled",
+    "pass_at_1",
+    "ndcg",
+    "ranking_accuracy",
+]
+
+
+@dataclass
+class RunResult:
+    setting: str
+    seed: int
+    final: dict[str, float]
+    sft: dict[str, float]
+    wall: float | None
+    experiment: str = ""
+    history: list[dict] = field(default_factory=list)  # per-iteration metrics, iteration 0 first
+
+
+@dataclass
+class Sweep:
+    """Runs grouped by setting (in launch order), the baseline, failed jobs and duplicates."""
+
+    runs: list[RunResult]
+    failed: list[str] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+    report: dict = field(default_factory=dict)
+    name: str = ""
+
+    @property
+    def settings(self) -> list[str]:
+        return list(dict.fromkeys(r.setting for r in self.runs))
+
+    def by_seed(self, setting: str, metric: str) -> dict[int, float]:
+        return {r.seed: r.final[metric] for r in self.runs if r.setting == setting and metric in r.final}
+
+    def sft_by_seed(self, metric: str) -> dict[int, float]:
+        out: dict[int, float] = {}
+        for r in self.runs:
+            if metric in r.sft:
+                out.setdefault(r.seed, r.sft[metric])
+        return out
+
+    @property
+    def baseline(self) -> str:
+        wanted = self.report.get("baseline")
+        if wanted:
+            match = [s for s in self.settings if s == wanted or wanted in s.split()]
+            if match:
+                return match[0]
+        return self.settings[0] if self.settings else ""
+
+    @property
+    def seeds(self) -> list[int]:
+        return sorted({r.seed for r in self.runs})
+
+
+def job_overrides(job_dir: Path) -> list[str]:
+    """The command-line overrides of a Hydra job, read as plain YAML text (no code is executed)."""
+    path = job_dir / ".hydra" / "overrides.yaml"
+    if not path.is_file():
+        return []
+    return [line[2:].strip().strip("'\"") for line in path.read_text().splitlines() if line.startswith("- ")]
+
+
+def _job_order(path: Path) -> tuple:
+    """Sweep jobs in launch order (numbered directories sort as numbers)."""
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in path.parts)
+
+
+def _dedupe(runs: list[RunResult]) -> tuple[list[RunResult], list[str]]:
+    """Count each (setting, seed) once: the first finished run; name the others."""
+    seen, out, dupes = set(), [], []
+    for r in runs:
+        if (r.setting, r.seed) in seen:
+            dupes.append(f"{r.setting or '(every job)'} seed={r.seed}")
+            continue
+        seen.add((r.setting, r.seed))
+        out.append(r)
+    return out, dupes
+
+
+def collect(root: Path) -> Sweep:
+    """A setting is the overrides that differ between finished jobs, the seed left out."""
+    job_dirs = sorted(
+        {p.parent.parent for p in root.rglob(".hydra/overrides.yaml")} | {p.parent for p in root.rglob("summary.json")},
+        key=_job_order,
+    )
+    overrides = {job: [o for o in job_overrides(job) if not o.startswith("seed=")] for job in job_dirs}
+    finished = [set(o) for job, o in overrides.items() if (job / "summary.json").is_file()]
+    common = set.intersection(*finished) if len(finished) > 1 else set()
+    sweep, runs = Sweep([]), []
+    for job in job_dirs:
+        setting = " ".join(o for o in overrides[job] if o not in common)
+        summary = job / "summary.json"
+        label = job.relative_to(root) if job != root else job.name
+        if not summary.is_file():
+            sweep.failed.append(f"{label}: {setting or '(every job)'}")
+            continue
+        try:
+            data = json.loads(summary.read_text())
+        except (json.JSONDecodeError, OSError) as err:
+            sweep.failed.append(f"{label}: {setting} (unreadable summary.json: {err})")
+            continue
+        config = data.get("config", {})
+        history = data.get("history") or []
+        sft = history[0] if history and history[0].get("iteration") == 0 else {}
+        runs.append(
+            RunResult(
+                setting,
+                int(config.get("seed", 0)),
+                {k: v for k, v in data.get("final", {}).items() if isinstance(v, int | float)},
+                {k: v for k, v in sft.items() if isinstance(v, int | float) and k != "iteration"},
+                (data.get("timing") or {}).get("total"),
+                config.get("experiment_name") or "",
+                [{k: v for k, v in h.items() if isinstance(v, int | float)} for h in history],
+            )
+        )
+        sweep.report = sweep.report or dict(config.get("report") or {})
+        sweep.name = sweep.name or (config.get("experiment_name") or "")
+    sweep.runs, sweep.duplicates = _dedupe(runs)
+    return sweep
+
+
+def write_runs_csv(sweep: Sweep, path: Path) -> None:
+    """One row per run: experiment, setting, seed, wall time, every final metric, the SFT metrics."""
+    finals = sorted({k for r in sweep.runs for k in r.final}, key=_metric_order)
+    sfts = sorted({k for r in sweep.runs for k in r.sft}, key=_metric_order)
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["experiment", "setting", "seed", "wall_time_s", *finals, *[f"sft_{k}" for k in sfts]])
+        for r in sweep.runs:
+            w.writerow(
+                [sweep.name, r.setting, r.seed, "" if r.wall is None else round(r.wall, 1)]
+                + [_cell(r.final.get(k)) for k in finals]
+                + [_cell(r.sft.get(k)) for k in sfts]
+            )
+
+
+HISTORY = ["accuracy_greedy", "accuracy_sampled", "win_rate_vs_sft"]
+
+
+def write_history_csv(sweep: Sweep, path: Path) -> bool:
+    """Per-iteration metrics of every run (when runs were evaluated after each iteration)."""
+    rows = [(r, h) for r in sweep.runs for h in r.history]
+    if not any(len(r.history) > 2 for r in sweep.runs):
+        return False
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["experiment", "setting", "seed", "iteration", *HISTORY])
+        for r, h in rows:
+            w.writerow([sweep.name, r.setting, r.seed, int(h["iteration"]), *[_cell(h.get(m)) for m in HISTORY]])
+    return True
+
+
+def read_history_csv(path: Path, sweep: Sweep) -> None:
+    if not path.is_file():
+        return
+    runs = {(r.setting, r.seed): r for r in sweep.runs}
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            run = runs.get((row["setting"], int(row["seed"])))
+            if run is not None:
+                run.history.append(
+                    {"iteration": int(row["iteration"]), **{m: float(row[m]) for m in HISTORY if row[m]}}
+                )
+
+
+def _cell(x) -> str:
+    return "" if x is None or (isinstance(x, float) and not math.isfinite(x)) else repr(x)
+
+
+def _metric_order(name: str):
+    return (METRICS.index(name) if name in METRICS else len(METRICS), name)
+
+
+def read_runs_csv(path: Path) -> Sweep:
+    """A sweep from a runs.csv alone; its report config from the report.json beside it, else from
+    the shipped experiment file of that name."""
+    runs = []
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            numbers = {k: float(v) for k, v in row.items() if k not in ("experiment", "setting", "seed") and v}
+            runs.append(
+                RunResult(
+                    row["setting"],
+                    int(row["seed"]),
+                    {k: v for k, v in numbers.items() if not k.startswith("sft_") and k != "wall_time_s"},
+                    {k[4:]: v for k, v in numbers.items() if k.startswith("sft_")},
+                    numbers.get("wall_time_s"),
+                    row["experiment"],
+                )
+            )
+    name = runs[0].experiment if runs else ""
+    unique, duplicates = _dedupe(runs)
+    saved = path.with_name("report.json")  # the sweep's report config, written beside runs.csv
+    report = json.loads(saved.read_text()) if saved.is_file() else experiment_report_config(name)
+    sweep = Sweep(unique, duplicates=duplicates, report=report, name=name)
+    read_history_csv(path.with_name("history.csv"), sweep)
+    return sweep
+
+
+def experiment_report_config(name: str) -> dict:
+    """The `report` node of a shipped experiment file, composed with Hydra (plain YAML, no code)."""
+    if not name:
+        return {}
+    from omegaconf import OmegaConf
+
+    from larpo.config.compose import compose
+
+    try:
+        cfg = compose([f"experiment={name}", "run_dir=."])
+    except Exception:  # a user's experiment that is not on this search path: default drawing
+        return {}
+    return OmegaConf.to_container(cfg.report, resolve=True)
+
+
+def tune(sweep: Sweep) -> list[dict]:
+    """`report.tune: <key>` (e.g. lr): for every setting of the other overrides, keep only the runs
+    of the value of <key> with the best mean `report.tune_by` (a validation-split metric) over
+    seeds, relabelled without <key>. Everything after (tables, claims, figure) sees those runs, whose
+    test metrics the choice never saw. Returns one row per setting: the scores and the choice."""
+    key = sweep.report.get("tune")
+    if not key:
+        return []
+    by = sweep.report.get("tune_by") or "val_win_rate_vs_sft"
+    groups: dict[str, dict[str, list[RunResult]]] = {}
+    for r in sweep.runs:
+        parts = parse_setting(r.setting)
+        value = parts.pop(key, None)
+        label = " ".join(f"{k}={v}" for k, v in parts.items())
+        groups.setdefault(label, {}).setdefault(value, []).append(r)
+    rows, kept = [], []
+    for label, by_value in groups.items():
+        scores = {v: [r.final[by] for r in runs if by in r.final] for v, runs in by_value.items()}
+        scored = {v: x for v, x in scores.items() if x}
+        if not scored:  # no validation metric: nothing to choose on
+            continue
+        best = max(scored, key=lambda v: statistics.fmean(scored[v]))
+        rows.append({"setting": label, "scores": scores, "chosen": best})
+        kept += [dataclasses.replace(r, setting=label) for r in by_value[best]]
+    sweep.runs = kept
+    return rows
+
+
+def parse_setting(setting: str) -> dict[str, str]:
+    """`objective=listmle reward_model=judge` -> {"objective": "listmle", "reward_model": "judge"}."""
+    return dict(part.split("=", 1) for part in setting.split() if "=" in part)
+
+
+def as_number(value: str) -> float | None:
+    try:
+        return float(value)
+    except ValueError:
+        return None

@@ -1,0 +1,116 @@
+"""The statistics of a report, without scipy: Student t quantiles and p-values, mean ± CI over
+seeds, paired differences by seed, Holm's correction, and the verdict rule of claims."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass
+
+ALPHA = 0.05  # two-sided level of every interval and test
+MARGIN = 0.01  # |difference| below this is "no difference" for the verdicts (one point of win rate)
+
+
+# --- Student t, without scipy -------------------------------------------------------------------
+
+
+def _betacf(a: float, b: float, x: float) -> float:
+    """Continued fraction of the regularised incomplete beta function (Lentz's method)."""
+    tiny, qab, qap, qam = 1e-300, a + b, a + 1.0, a - 1.0
+    c, d = 1.0, 1.0 - qab * x / qap
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 300):
+        m2 = 2 * m
+        for num in (
+            m * (b - m) * x / ((qam + m2) * (a + m2)),
+            -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2)),
+        ):
+            d = 1.0 + num * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + num / c
+            c = c if abs(c) > tiny else tiny
+            h *= d * c
+        if abs(d * c - 1.0) < 1e-15:
+            break
+    return h
+
+
+def _betainc(a: float, b: float, x: float) -> float:
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x))
+    if x < (a + 1.0) / (a + b + 2.0):
+        return front * _betacf(a, b, x) / a
+    return 1.0 - front * _betacf(b, a, 1.0 - x) / b
+
+
+def t_pvalue(t: float, dof: int) -> float:
+    """Two-sided p-value of Student's t with `dof` degrees of freedom."""
+    if math.isinf(t):
+        return 0.0
+    return _betainc(dof / 2.0, 0.5, dof / (dof + t * t))
+
+
+def t_quantile(dof: int, level: float = 1 - ALPHA) -> float:
+    """The two-sided `level` quantile of Student's t (bisection on the p-value)."""
+    lo, hi = 0.0, 1e3
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if t_pvalue(mid, dof) > 1 - level else (lo, mid)
+    return (lo + hi) / 2
+
+
+def mean_ci(values: list[float]) -> tuple[float, float | None]:
+    """Mean and the half-width of its 95% confidence interval (None for a single value)."""
+    m = statistics.fmean(values)
+    if len(values) < 2:
+        return m, None
+    return m, t_quantile(len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values))
+
+
+@dataclass
+class Paired:
+    """Per-seed differences of a setting to the baseline on one metric."""
+
+    mean: float
+    half: float | None  # 95% CI half-width (None: one seed)
+    n: int
+    p: float | None  # two-sided paired t p-value (None: one seed)
+
+
+def paired(a: dict[int, float], b: dict[int, float]) -> Paired | None:
+    """The paired comparison of a to b over the seeds both have."""
+    seeds = sorted(set(a) & set(b))
+    if not seeds:
+        return None
+    d = [a[s] - b[s] for s in seeds]
+    m, h = mean_ci(d)
+    if len(d) < 2:
+        return Paired(m, None, len(d), None)
+    sd = statistics.stdev(d)
+    p = t_pvalue(m / (sd / math.sqrt(len(d))), len(d) - 1) if sd > 0 else (0.0 if m else 1.0)
+    return Paired(m, h, len(d), p)
+
+
+def holm(pvalues: list[float]) -> list[float]:
+    """Holm's step-down adjusted p-values (family-wise error over one experiment's claims)."""
+    order = sorted(range(len(pvalues)), key=lambda i: pvalues[i])
+    adjusted, running = [0.0] * len(pvalues), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(pvalues) - rank) * pvalues[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def verdict(diff: Paired | None, p_adjusted: float | None) -> str:
+    """The README's rule for a claim "A > B" on the paired differences A - B."""
+    if diff is None or diff.p is None:
+        return "inconclusive"
+    if p_adjusted < ALPHA:
+        return "reproduced" if diff.mean > 0 else "not reproduced"
+    if diff.mean + diff.half < MARGIN and diff.mean - diff.half > -MARGIN:
+        return "not reproduced"  # the interval rules out a gain of MARGIN or more: no effect
+    return "inconclusive"

@@ -1,0 +1,107 @@
+"""The Markdown tables of a report: settings, paired differences to the baseline, claims with
+their verdicts, and `report.tune`'s choices."""
+
+from __future__ import annotations
+
+import re
+
+from larpo.report.collect import Sweep, as_number
+from larpo.report.stats import holm, mean_ci, paired, verdict
+
+
+def tuning_table(rows: list[dict], key: str, by: str) -> str:
+    values = list(dict.fromkeys(v for row in rows for v in row["scores"]))
+    if all(as_number(str(v)) is not None for v in values):  # e.g. learning rates: in increasing order
+        values.sort(key=lambda v: as_number(str(v)))
+    lines = [
+        f"| setting | {' | '.join(f'{key}={v}' for v in values)} | chosen |",
+        "|---|" + "---|" * (len(values) + 1),
+    ]
+    for row in rows:
+        cells = [cell(row["scores"].get(v) or []) for v in values]
+        lines.append(f"| {row['setting']} | {' | '.join(cells)} | {key}={row['chosen']} |")
+    return f"Mean {by} ± 95% CI over seeds, per value of {key}:\n\n" + "\n".join(lines)
+
+
+def _fmt(m: float, h: float | None) -> str:
+    return f"{m:.3f}" if h is None else f"{m:.3f} ± {h:.3f}"
+
+
+def cell(values: list[float]) -> str:
+    return "n/a" if not values else _fmt(*mean_ci(values))
+
+
+def table(sweep: Sweep, metrics: list[str]) -> str:
+    lines = ["| setting | seeds | " + " | ".join(metrics) + " |", "|---|---|" + "---|" * len(metrics)]
+    sft_seeds = {s for m in metrics for s in sweep.sft_by_seed(m)}
+    if sft_seeds:
+        cells = [cell(list(sweep.sft_by_seed(m).values())) for m in metrics]
+        lines.append(f"| SFT (iteration 0) | {len(sft_seeds)} | " + " | ".join(cells) + " |")
+    for s in sweep.settings:
+        cells = [cell(list(sweep.by_seed(s, m).values())) for m in metrics]
+        n = len({r.seed for r in sweep.runs if r.setting == s})
+        lines.append(f"| {s or '(every job)'} | {n} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def paired_table(sweep: Sweep, metrics: list[str]) -> str:
+    base = sweep.baseline
+    lines = [
+        f"| setting − {base} | seeds | " + " | ".join(metrics) + " |",
+        "|---|---|" + "---|" * len(metrics),
+    ]
+    for s in sweep.settings:
+        if s == base:
+            continue
+        diffs = [paired(sweep.by_seed(s, m), sweep.by_seed(base, m)) for m in metrics]
+        n = max((d.n for d in diffs if d), default=0)
+        cells = ["n/a" if d is None else _fmt(d.mean, d.half) for d in diffs]
+        lines.append(f"| {s} | {n} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+CLAIM = re.compile(r"^\s*(.+?)\s*>\s*(.+?)\s*$")
+
+
+def _resolve(sweep: Sweep, name: str) -> str | None:
+    """A claim names a setting by its full label or one of its overrides; SFT is the start policy."""
+    if name == "SFT":
+        return "SFT"
+    return next((s for s in sweep.settings if s == name or name in s.split()), None)
+
+
+def claims(sweep: Sweep, metric: str) -> list[dict]:
+    """Each claim "A > B": the paired difference, the Holm-adjusted p-value and the verdict."""
+    out = []
+    for text in sweep.report.get("claims") or []:
+        m = CLAIM.match(text)
+        if not m:
+            continue
+        a, b = (_resolve(sweep, x) for x in m.groups())
+        if a is None or b is None:
+            out.append({"claim": text, "diff": None})
+            continue
+        values = {x: (sweep.sft_by_seed(metric) if x == "SFT" else sweep.by_seed(x, metric)) for x in (a, b)}
+        out.append({"claim": text, "diff": paired(values[a], values[b])})
+    tested = [c for c in out if c["diff"] is not None and c["diff"].p is not None]
+    for c, p in zip(tested, holm([c["diff"].p for c in tested])):
+        c["p_holm"] = p
+    for c in out:
+        c["verdict"] = verdict(c["diff"], c.get("p_holm"))
+    return out
+
+
+def claims_table(rows: list[dict], metric: str) -> str:
+    lines = [
+        f"| claim | paired difference in {metric} (95% CI) | seeds | p (paired t) | p (Holm) | verdict |",
+        "|---|---|---|---|---|---|",
+    ]
+    for c in rows:
+        d = c["diff"]
+        if d is None:
+            lines.append(f"| {c['claim']} | n/a (setting not in this sweep) | 0 | | | inconclusive |")
+            continue
+        p = "" if d.p is None else f"{d.p:.3g}"
+        ph = "" if c.get("p_holm") is None else f"{c['p_holm']:.3g}"
+        lines.append(f"| {c['claim']} | {_fmt(d.mean, d.half)} | {d.n} | {p} | {ph} | **{c['verdict']}** |")
+    return "\n".join(lines)

@@ -1,0 +1,229 @@
+"""The composition root of a run: one short builder per component, each given its own config node.
+
+`larpo` (src/larpo/cli.py) composes and checks the config, then calls `larpo.run.fit.run`. Every
+component is built from its own node with `hydra.utils.instantiate`; `_partial_` targets get the
+runtime objects they need here. An embedded world is reached only through the data option: its
+source carries its judge, its task and its SFT stage.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from transformers import AutoTokenizer
+
+from larpo.candidates import PoolStore
+from larpo.config.fields import ConfigError
+from larpo.config.rules import check, list_size, validation_size
+from larpo.config.schema import component
+from larpo.console import interactive, progress_callbacks
+from larpo.data.contract import Source
+from larpo.generation.contract import Generator
+from larpo.models.policy import load_policy, prepare_for_training
+from larpo.negatives.contract import Strategy
+from larpo.objectives.binding import from_config
+from larpo.rewards.contract import RewardContext, RewardModel
+from larpo.run.datamodule import ListDataModule
+from larpo.run.evaluation import Evaluator, SplitEvaluator
+from larpo.run.loop import LarpoLoop, Plan
+from larpo.run.module import LarpoModule
+from larpo.run.ranking import Ranker
+from larpo.run.reference import ReferenceLogps
+from larpo.run.sampling import CandidateSampler, GivenLists, SamplingSpec
+
+log = logging.getLogger("larpo")
+
+
+@dataclass
+class BuiltRun:
+    """Everything one LarPO run is made of, built from a config but not yet fitted."""
+
+    cfg: DictConfig
+    trainer: pl.Trainer
+    module: LarpoModule
+    datamodule: ListDataModule
+    loop: LarpoLoop
+    generator: Generator
+    data_report: dict = field(default_factory=dict)
+
+
+def schedule(cfg: DictConfig) -> tuple[int, int]:
+    """(iterations, prompts per iteration). `offline=true` samples every iteration's prompts once
+    from the SFT policy and trains one round: the same lists and steps, none of them on-policy."""
+    if cfg.offline:
+        return 1, cfg.data.prompts_per_iteration * cfg.iterations
+    return cfg.iterations, cfg.data.prompts_per_iteration
+
+
+def accelerator_device(trainer_cfg: DictConfig) -> str | None:
+    """This process's GPU when the trainer runs on GPUs (under DDP each rank has its LOCAL_RANK)."""
+    if trainer_cfg.accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available():
+        return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+    return None
+
+
+def check_reward_tokenizer(rm: DictConfig) -> None:
+    """A reward model read from a path: load its tokenizer now (it is small), so a bad path fails
+    before SFT or any training."""
+    if not rm.get("path") or "trust_remote_code" not in rm:
+        return
+    try:
+        AutoTokenizer.from_pretrained(rm.path, trust_remote_code=rm.trust_remote_code)
+    except (OSError, ValueError) as err:
+        raise ConfigError(
+            "reward_model.path",
+            rm.path,
+            f"its tokenizer cannot be loaded ({type(err).__name__})",
+            "give a directory or hub id that holds the reward model and its tokenizer",
+        ) from None
+
+
+def timed(timing: dict[str, float], phase: str, make: Callable):
+    """`make()`, with its seconds added to `timing[phase]`."""
+    start = time.perf_counter()
+    out = make()
+    timing[phase] = timing.get(phase, 0.0) + time.perf_counter() - start
+    return out
+
+
+def build_source(cfg: DictConfig, prompts_per_iteration: int) -> Source:
+    source = instantiate(component(cfg.data, "data"))(prompts_per_iteration=prompts_per_iteration, seed=cfg.seed)
+    if source.report:
+        log.info("data: %s", source.report)
+    return source
+
+
+def initial_policy(cfg: DictConfig, source: Source) -> str:
+    """`model.path`, or the data option's world's SFT policy (trained first if not cached)."""
+    if cfg.model.path:
+        return str(cfg.model.path)
+    if source.sft is None:
+        raise ConfigError(
+            "model.path", None, "this data option has no SFT stage to build the tiny policy", "give model.path=..."
+        )
+    return str(source.sft(cfg.model, cfg.seed, progress=cfg.progress))
+
+
+def build_policy(model_cfg: DictConfig, path: str):
+    policy, tokenizer = load_policy(path, trust_remote_code=model_cfg.trust_remote_code, dtype=model_cfg.dtype)
+    lora = OmegaConf.to_container(model_cfg.lora, resolve=True) if model_cfg.lora else None
+    return prepare_for_training(policy, model_cfg.gradient_checkpointing, lora), tokenizer
+
+
+def build_reward_model(cfg: DictConfig, source: Source, policy_path: str) -> RewardModel:
+    context = RewardContext(
+        source, policy_path, cfg.model.cache_dir, cfg.seed, accelerator_device(cfg.trainer), cfg.progress
+    )
+    return instantiate(component(cfg.reward_model, "reward_model"))(context=context)
+
+
+def build_sampler(cfg: DictConfig, source: Source, generator: Generator, tokenizer, strategy: Strategy):
+    if source.given is not None:
+        return GivenLists(source.given)
+    cl, keep = cfg.candidate_list, cfg.objective.keep
+    k = list_size(cfg)
+    foreign = keep.negatives or k - keep.positives
+    spec = SamplingSpec(k, cfg.temperature, cl.temperatures, cl.schedule, foreign, cfg.seed)
+    return CandidateSampler(generator, tokenizer, source, strategy, spec)
+
+
+def build_ranker(cfg: DictConfig, reward_model: RewardModel | None, strategy: Strategy) -> Ranker:
+    keep = cfg.objective.keep
+    negatives = keep.negatives or list_size(cfg) - keep.positives  # null: all the rest
+    return Ranker(reward_model, strategy, cfg.candidate_list.memory, keep.positives, negatives)
+
+
+def build_evaluator(cfg: DictConfig, source: Source, generator: Generator) -> Evaluator | SplitEvaluator | None:
+    """The gold judge on held-out prompts; `eval.validation` splits off a validation share first."""
+    if not source.eval or source.judge is None:
+        log.info("evaluation: no held-out prompts with a gold judge; export answers with larpo-generate")
+        return None
+    n_val = validation_size(cfg.eval.validation, len(source.eval))
+    test = source.eval[n_val:]
+    test = test[: cfg.eval.prompts] if cfg.eval.prompts else test
+    reference = source.reference or (lambda p: None)
+
+    def evaluator_of(prompts: list[str], seed: int) -> Evaluator:
+        k, temperature = cfg.eval.samples, cfg.eval.temperature
+        return Evaluator(prompts, source.judge, reference, generator, k=k, temperature=temperature, seed=seed)
+
+    evaluator = evaluator_of(test, cfg.seed + 202)
+    return SplitEvaluator(evaluator, evaluator_of(source.eval[:n_val], cfg.seed + 303)) if n_val else evaluator
+
+
+def build_logger(cfg: DictConfig):
+    logger = instantiate(component(cfg.logger, "logger"))
+    if callable(logger) and not isinstance(logger, pl.loggers.Logger):  # `_partial_`: it wants the run config
+        logger = logger(config=OmegaConf.to_container(cfg, resolve=True))
+    return logger
+
+
+def build_trainer(cfg: DictConfig, loop: LarpoLoop, callbacks: tuple) -> pl.Trainer:
+    trainer_args = dict(component(cfg.trainer, "trainer"))
+    if isinstance(trainer_args.get("strategy"), DictConfig):  # a strategy object, e.g. FSDP's
+        trainer_args["strategy"] = instantiate(trainer_args["strategy"])
+    epochs = cfg.epochs_per_iteration
+
+    def describe(trainer) -> str:
+        epoch = trainer.current_epoch % epochs + 1
+        return f"[iteration {loop.iteration}/{loop.iterations}] training: epoch {epoch}/{epochs}"
+
+    progress = progress_callbacks(cfg.progress, describe)
+    return pl.Trainer(
+        max_epochs=loop.iterations * epochs,
+        reload_dataloaders_every_n_epochs=1,  # new lists each iteration, a seeded shuffle each epoch
+        callbacks=[loop, *progress, *callbacks],
+        logger=build_logger(cfg),
+        enable_checkpointing=False,
+        enable_progress_bar=bool(progress) and interactive(),
+        enable_model_summary=False,
+        default_root_dir=str(cfg.run_dir),
+        num_sanity_val_steps=0,
+        **trainer_args,
+    )
+
+
+def build(cfg: DictConfig, callbacks: tuple = (), checked: bool = False) -> BuiltRun:
+    """Check `cfg` (unless the caller has: once per process), then build the policy, reward model,
+    loop callback and Lightning trainer."""
+    started, timing = time.perf_counter(), {}
+    if not checked:
+        check(cfg)
+    check_reward_tokenizer(cfg.reward_model)
+    objective = from_config(cfg.objective)  # unknown hyperparameters fail before SFT
+    run_dir = Path(cfg.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    pl.seed_everything(cfg.seed, verbose=False)
+    iterations, n_prompts = schedule(cfg)
+    source = build_source(cfg, n_prompts)
+    policy_path = timed(timing, "sft", lambda: initial_policy(cfg, source))
+    policy, tokenizer = build_policy(cfg.model, policy_path)
+    strategy = instantiate(component(cfg.negatives, "negatives"))
+    generator = instantiate(component(cfg.generator, "generator"))
+    sampler = build_sampler(cfg, source, generator, tokenizer, strategy)
+    reward_model = None
+    if not sampler.scored:
+        reward_model = timed(timing, "reward_model", lambda: build_reward_model(cfg, source, policy_path))
+    datamodule = ListDataModule(cfg.batch_size, tokenizer.pad_token_id, cfg.seed)
+    loop = LarpoLoop(
+        sampler,
+        build_ranker(cfg, reward_model, strategy),
+        ReferenceLogps(tokenizer, cfg.reference, policy_path),
+        PoolStore(run_dir),
+        build_evaluator(cfg, source, generator),
+        datamodule,
+        Plan(iterations, cfg.epochs_per_iteration, cfg.eval.every_iteration, run_dir / "checkpoints"),
+        started=started,
+        phases=timing,
+    )
+    module = LarpoModule(policy, objective, lr=cfg.lr, beta=cfg.beta)
+    return BuiltRun(cfg, build_trainer(cfg, loop, callbacks), module, datamodule, loop, generator, source.report)

@@ -1,0 +1,271 @@
+"""The regenerate/rerank callback: Algorithm 1 of the paper as a Lightning callback.
+
+At the start of each iteration the current policy (the behaviour policy) samples candidates
+(`CandidateSampler`), the reward model ranks them and earlier iterations' candidates are merged in
+(memorization), positives and negatives are chosen (`Ranker`), reference log-probs are computed
+once (`ReferenceLogps`), the pool is written (`PoolStore`), and the datamodule gets the new lists.
+Lightning then reloads the dataloader and trains for `plan.epochs_per_iteration` epochs. After each
+iteration the policy is evaluated by the gold judge (`Evaluator`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from collections import defaultdict
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytorch_lightning as pl
+
+from larpo.candidates import CandidateList, PoolStore
+from larpo.models.policy import load_policy
+from larpo.parallel.shard import Shard
+from larpo.run.datamodule import ListDataModule
+from larpo.run.evaluation import Evaluator
+from larpo.run.ranking import Ranker
+from larpo.run.reference import ReferenceLogps
+from larpo.run.sampling import CandidateSampler, GivenLists
+
+log = logging.getLogger("larpo")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How many iterations, how long each trains, when to evaluate, where checkpoints go."""
+
+    iterations: int
+    epochs_per_iteration: int
+    evaluate_every: bool = True
+    checkpoint_dir: Path | None = None
+    table_rows: int = 8  # ranked lists shown in the logger's table per iteration
+
+
+class LarpoLoop(pl.Callback):
+    def __init__(
+        self,
+        sampler: CandidateSampler | GivenLists,
+        ranker: Ranker,
+        reference: ReferenceLogps,
+        pool: PoolStore,
+        evaluator: Evaluator | None,
+        datamodule: ListDataModule,
+        plan: Plan,
+        started: float | None = None,
+        phases: dict[str, float] | None = None,
+    ):
+        """`started`: when the run began (perf_counter; wall time counts from there); `phases`:
+        seconds already spent before the loop (SFT, reward model)."""
+        super().__init__()
+        self.sampler, self.ranker, self.reference, self.pool = sampler, ranker, reference, pool
+        self.evaluator, self.datamodule, self.plan = evaluator, datamodule, plan
+        self._dropped: dict = {}
+        self.history: list[dict[str, CandidateList]] = []  # per iteration, prompt -> scored list
+        self.metrics: list[dict] = []
+        self.timing: dict[str, float] = defaultdict(float, phases or {})
+        self.iteration = 0
+        self.started = time.perf_counter() if started is None else started
+        self.wall_before = 0.0  # wall seconds of the run before it was resumed
+        self._epoch_start = 0.0
+        self.shard = Shard()  # set at fit start
+        self.resuming = False  # fit sets it when a checkpoint will be restored
+        self._restore_on_load = False
+
+    @property
+    def tokenizer(self):
+        return self.reference.tokenizer
+
+    @property
+    def iterations(self) -> int:
+        return self.plan.iterations
+
+    # --- Lightning hooks -------------------------------------------------------------------------
+
+    def on_fit_start(self, trainer, pl_module):
+        self.shard = Shard(trainer.global_rank, trainer.world_size)
+        self.pool.rank = trainer.global_rank
+        if self.iteration > 0:  # state restored from a checkpoint: rebuild from the pool files
+            self._restore()
+            return
+        if self.resuming:  # FSDP restores callbacks after this hook: load_state_dict rebuilds then
+            self._restore_on_load = True
+            return
+        policy = pl_module.full_policy()  # under FSDP a full copy, gathered once for both phases
+        self._evaluate(trainer, policy, iteration=0)
+        self._prepare(trainer, policy, iteration=1)
+
+    def state_dict(self) -> dict:
+        """Plain data only (a checkpoint loads with weights_only=True); pools live in their files."""
+        return {
+            "iteration": self.iteration,
+            "metrics": self.metrics,
+            "timing": dict(self.timing),
+            "reference_forwards": self.reference.forwards,
+            "dropped": self._dropped,
+            "wall": self.wall_before + time.perf_counter() - self.started,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.iteration, self.metrics = state["iteration"], state["metrics"]
+        self.reference.forwards, self._dropped = state["reference_forwards"], state["dropped"]
+        # the phases of this session so far (SFT, reward model: cached now) are added to those before
+        self.wall_before = state.get("wall", sum(state["timing"].values()))
+        now = dict(self.timing)
+        self.timing = defaultdict(float, state["timing"])
+        for phase in ("sft", "reward_model"):
+            self.timing[phase] += now.get(phase, 0.0)
+        if self._restore_on_load:
+            self._restore_on_load = False
+            self._restore()
+
+    def wall_times(self) -> dict[str, float]:
+        """Seconds per phase, `total` wall time (across a resume) and `other`: the rest, so every
+        second lands in a named phase."""
+        timing = dict(self.timing)
+        total = self.wall_before + time.perf_counter() - self.started
+        timing["other"] = max(0.0, total - sum(timing.values()))
+        timing["total"] = total
+        return timing
+
+    def _restore(self) -> None:
+        """Rebuild the evaluation baseline, the memory and the current iteration's training lists."""
+        log.info("[iteration %d/%d] resuming from %s", self.iteration, self.iterations, self.pool.run_dir)
+        if self.evaluator is not None:  # the SFT policy's answers are the win-rate opponents
+            sft, _ = load_policy(self.reference.initial_path)
+            self.evaluator.set_baseline(sft, self.tokenizer)
+            del sft
+        self.history = []
+        for s in range(1, self.iteration + 1):
+            sampled = [lst.subset([i for i, it in enumerate(lst.sampled_in) if it == s]) for lst in self.pool.read(s)]
+            self.history.append({lst.prompt: lst for lst in sampled})
+        items = []
+        for lst in self.pool.read(self.iteration):
+            if lst.kept:
+                item = self.reference.tokenised([lst.subset(lst.kept)])[0]
+                item.ref_logps = lst.ref_logps
+                items.append(item)
+        self.datamodule.set_lists(items)
+
+    def _checkpoint(self, trainer) -> None:
+        """Save the trainer state (policy, optimizer, loops, this callback) atomically."""
+        if self.plan.checkpoint_dir is None:
+            return
+        path = self.plan.checkpoint_dir / "last.ckpt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".ckpt.tmp")
+        trainer.save_checkpoint(tmp, weights_only=False)  # the full state: optimizer and loops too
+        if trainer.is_global_zero:  # only rank zero moves it (every rank has written its part)
+            if path.is_dir():  # FSDP: a distributed checkpoint is a folder of shards
+                shutil.rmtree(path)
+            os.replace(tmp, path)
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        self._epoch_start = time.perf_counter()
+        log.info(
+            "[iteration %d/%d] training: epoch %d/%d",
+            self.iteration,
+            self.iterations,
+            trainer.current_epoch % self.plan.epochs_per_iteration + 1,
+            self.plan.epochs_per_iteration,
+        )
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        self.timing["training"] += time.perf_counter() - self._epoch_start
+        if (trainer.current_epoch + 1) % self.plan.epochs_per_iteration == 0:
+            policy = pl_module.full_policy()  # under FSDP a full copy, gathered once for both phases
+            if self.plan.evaluate_every or self.iteration == self.iterations:
+                self._evaluate(trainer, policy, iteration=self.iteration)
+            if self.iteration < self.iterations:
+                self._prepare(trainer, policy, iteration=self.iteration + 1)
+        self._checkpoint(trainer)
+
+    # --- phases ----------------------------------------------------------------------------------
+
+    @contextmanager
+    def _timed(self, phase: str, iteration: int):
+        """Log the phase and add its wall time to `timing[phase]`."""
+        log.info("[iteration %d/%d] %s", iteration, self.iterations, phase)
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timing[phase] += time.perf_counter() - start
+
+    def _prepare(self, trainer, policy, iteration: int) -> None:
+        """Sample, rank and select with `policy` (the full weights: ranks sample different prompts)."""
+        self.iteration = iteration
+        with self._timed("generation", iteration):
+            current = self.sampler.lists(policy, iteration, self.shard)
+        if not self.sampler.scored:
+            with self._timed("scoring", iteration):
+                self.ranker.score(list(current.values()), self.shard)
+        self.history.append(current)
+        merged = self.ranker.merge(self.history)
+        if self.ranker.rescores_merged:
+            with self._timed("scoring", iteration):  # list-relative scores change with the list
+                self.ranker.score(list(merged.values()), self.shard)
+        ranked = self.ranker.select(merged)
+        if not ranked.kept:
+            raise RuntimeError(
+                f"iteration {iteration}: every list was dropped ({dict(ranked.dropped)}); nothing to "
+                "train on. Raise candidate_list.size or the temperature, or check the reward model."
+            )
+        with self._timed("reference", iteration):
+            items = self.reference.training_lists(ranked.kept, policy, self.shard)
+        for lst, item in zip(ranked.kept_in_pool, items, strict=True):
+            lst.ref_logps = item.ref_logps  # in the pool, so a resumed run needs no recomputation
+        self.pool.write(iteration, ranked.pool)
+        self.datamodule.set_lists(items)
+        self._dropped = dict(ranked.dropped)
+        log.info(
+            "[iteration %d/%d] %d lists to train on, dropped %s",
+            iteration,
+            self.iterations,
+            len(items),
+            self._dropped or "none",
+        )
+        if trainer.logger is not None:
+            trainer.logger.log_metrics(
+                {"data/lists": len(items), **{f"data/dropped_{k}": v for k, v in self._dropped.items()}},
+                step=trainer.global_step,
+            )
+        self._log_table(trainer, iteration, ranked.kept)
+
+    def _evaluate(self, trainer, policy, iteration: int) -> None:
+        if self.evaluator is None:
+            return
+        with self._timed("evaluation", iteration):
+            metrics = self.evaluator(policy, self.tokenizer)
+        row = {"iteration": iteration, **metrics}
+        if iteration > 0:
+            row["dropped"] = self._dropped
+        self.metrics.append(row)
+        log.info(
+            "[iteration %d/%d] evaluation: win_rate_vs_sft %.3f, accuracy_sampled %.3f, "
+            "accuracy_greedy %.3f, pass_at_%d %.3f",
+            iteration,
+            self.iterations,
+            metrics["win_rate_vs_sft"],
+            metrics["accuracy_sampled"],
+            metrics["accuracy_greedy"],
+            self.evaluator.k,
+            metrics[f"pass_at_{self.evaluator.k}"],
+        )
+        if trainer.logger is not None:
+            trainer.logger.log_metrics(
+                {f"eval/{k}": v for k, v in metrics.items()} | {"iteration": iteration},
+                step=trainer.global_step,
+            )
+
+    def _log_table(self, trainer, iteration: int, kept: list[CandidateList]) -> None:
+        log_table = getattr(trainer.logger, "log_table", None)
+        if log_table is None:
+            return
+        rows = [
+            [iteration, lst.prompt, " | ".join(lst.responses), " | ".join(f"{w:.3g}" for w in lst.rewards)]
+            for lst in kept[: self.plan.table_rows]
+        ]
+        log_table(key="ranked_lists", columns=["iteration", "prompt", "responses", "rewards"], data=rows)

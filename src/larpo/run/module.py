@@ -1,0 +1,62 @@
+"""The LightningModule: log-probs of every candidate of a batch of ranked lists, then the objective."""
+
+from __future__ import annotations
+
+import pytorch_lightning as pl
+import torch
+
+from larpo.objectives.binding import Objective
+from larpo.objectives.common import best_worst, implicit_reward, prefers
+from larpo.parallel.fsdp import full_copy, is_sharded, shard_policy
+from larpo.sequences import response_logps
+
+
+class LarpoModule(pl.LightningModule):
+    """Trains the policy on ranked lists with a ranking objective.
+
+    All candidates of all lists in a batch go through the policy in one forward pass; the
+    reference log-probs come precomputed with the batch (no reference forward in a step).
+    """
+
+    def __init__(self, policy, objective: Objective, lr: float, beta: float, weight_decay: float = 0.0):
+        super().__init__()
+        self.policy, self.objective = policy.train(), objective
+        self.lr, self.beta, self.weight_decay = lr, beta, weight_decay
+        self.tokens = torch.zeros((), dtype=torch.long)  # real tokens trained on, for tokens/s
+
+    def list_logps(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Summed response log-probs, scattered into the [B, m] list layout (0 in padding)."""
+        flat = response_logps(self.policy, batch)
+        out = flat.new_zeros(batch["mask"].numel()).index_copy(0, batch["slots"], flat)
+        return out.view_as(batch["mask"].float())
+
+    def training_step(self, batch, batch_idx):
+        self.tokens += batch["attention_mask"].sum().cpu()
+        logps = self.list_logps(batch)
+        mask, ref = batch["mask"], batch["ref_logps"]
+        loss = self.objective(logps, ref, mask, batch["lengths"], batch["rewards"])
+        with torch.no_grad():
+            gamma = implicit_reward(logps, ref, mask, self.beta)
+            pairs = prefers(batch["rewards"], mask)
+            correct = (gamma.unsqueeze(2) > gamma.unsqueeze(1)) & pairs
+            best, worst = best_worst(gamma, mask)
+            margin = best - worst
+        n = mask.shape[0]
+        self.log("train/loss", loss, prog_bar=True, batch_size=n)
+        self.log("train/reward_margin", margin.mean(), batch_size=n)
+        self.log("train/pair_accuracy", correct.sum() / pairs.sum().clamp(min=1), batch_size=n)
+        return loss
+
+    def configure_model(self):
+        """Under `trainer=fsdp` (a ModelParallelStrategy sets the device mesh): shard the policy."""
+        if self.device_mesh is not None and not is_sharded(self.policy):
+            shard_policy(self.policy, self.device_mesh["data_parallel"])
+
+    def full_policy(self):
+        """The policy with all its weights: itself, or under FSDP a copy gathered from the shards
+        (every rank must call this)."""
+        return full_copy(self.policy) if is_sharded(self.policy) else self.policy
+
+    def configure_optimizers(self):
+        trainable = [p for p in self.policy.parameters() if p.requires_grad]  # LoRA: the adapters only
+        return torch.optim.AdamW(trainable, lr=self.lr, weight_decay=self.weight_decay)

@@ -1,0 +1,63 @@
+"""The reranker's side of an iteration: score the candidates with the reward model, merge the
+candidate-list memory, clean and rank each list, and choose the positives and negatives."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from larpo.candidates import CandidateList, all_tied, clean, merge_memory, rank
+from larpo.negatives.contract import Strategy
+from larpo.parallel.shard import Shard
+from larpo.rewards.contract import RewardModel
+
+
+@dataclass
+class Selection:
+    """One iteration's ranked lists: all of them (the pool), and those kept for training."""
+
+    pool: list[CandidateList] = field(default_factory=list)
+    kept: list[CandidateList] = field(default_factory=list)  # the chosen candidates of each kept list
+    kept_in_pool: list[CandidateList] = field(default_factory=list)  # their full lists, in the pool
+    dropped: Counter = field(default_factory=Counter)
+
+
+class Ranker:
+    def __init__(
+        self, reward_model: RewardModel | None, strategy: Strategy, memory: str, positives: int, negatives: int
+    ):
+        self.reward_model, self.strategy, self.memory = reward_model, strategy, memory
+        self.positives, self.negatives = positives, negatives
+
+    @property
+    def rescores_merged(self) -> bool:
+        """A list-relative reward model's scores change with the list, so a merged list is scored again."""
+        return bool(getattr(self.reward_model, "list_relative", False)) and self.memory != "current"
+
+    def score(self, lists: list[CandidateList], shard: Shard) -> None:
+        """Reward-model scores; each rank scores its share of the lists and the scores are gathered."""
+        idx = shard.mine(len(lists))
+        scores = self.reward_model.score([lists[i].prompt for i in idx], [lists[i].responses for i in idx])
+        gathered = shard.gather(dict(zip(idx, scores, strict=True)), len(lists))
+        for lst, s in zip(lists, gathered, strict=True):
+            lst.rewards = [float(x) for x in s]
+
+    def merge(self, history: list[dict[str, CandidateList]]) -> dict[str, CandidateList]:
+        return merge_memory(history, self.memory)
+
+    def select(self, merged: dict[str, CandidateList]) -> Selection:
+        out = Selection()
+        for lst in merged.values():
+            lst = rank(clean(lst, out.dropped))
+            idx = self.strategy.select(lst, self.positives, self.negatives)
+            out.pool.append(lst)
+            chosen = lst.subset(idx)
+            if len(chosen) < 2:
+                out.dropped["too_few_candidates"] += 1
+            elif all_tied(chosen):
+                out.dropped["all_tied"] += 1
+            else:
+                lst.kept = idx
+                out.kept.append(chosen)
+                out.kept_in_pool.append(lst)
+        return out

@@ -1,0 +1,57 @@
+"""The reference model's side of an iteration: the training lists tokenised once, with the
+reference log-probs of every kept candidate computed once (never inside a training step)."""
+
+from __future__ import annotations
+
+import gc
+
+from larpo.candidates import CandidateList
+from larpo.models.policy import load_policy
+from larpo.parallel.shard import Shard
+from larpo.run.datamodule import TrainingList
+from larpo.run.evaluation import sequence_logps
+from larpo.sequences import encode_prompt, encode_response
+
+
+class ReferenceLogps:
+    """`mode`: behavior (the policy at the start of the iteration, Algorithm 1), initial (the SFT
+    policy at `initial_path`) or none (reference-free objectives)."""
+
+    def __init__(self, tokenizer, mode: str, initial_path: str):
+        self.tokenizer, self.mode, self.initial_path = tokenizer, mode, initial_path
+        self.forwards = 0  # sequences the reference model scored, all iterations
+
+    def tokenised(self, kept: list[CandidateList]) -> list[TrainingList]:
+        return [
+            TrainingList(
+                encode_prompt(self.tokenizer, lst.prompt),
+                [encode_response(self.tokenizer, r) for r in lst.responses],
+                list(lst.rewards),
+            )
+            for lst in kept
+        ]
+
+    def training_lists(self, kept: list[CandidateList], policy, shard: Shard) -> list[TrainingList]:
+        """Tokenise once and compute the reference log-probs of every kept candidate, once."""
+        items = self.tokenised(kept)
+        if self.mode == "none":
+            return items
+        if self.mode == "initial":
+            ref_model, _ = load_policy(self.initial_path)
+            ref_model.to(policy.device)
+        else:  # behavior: the current policy is this iteration's behaviour policy and reference
+            ref_model = policy
+        mine = shard.mine(len(items))  # each rank scores its share of the lists
+        seqs = [(items[i].prompt_ids, r) for i in mine for r in items[i].response_ids]
+        flat = sequence_logps(ref_model, seqs, self.tokenizer.pad_token_id)  # one forward per candidate
+        self.forwards += len(seqs)
+        per_list, start = {}, 0
+        for i in mine:
+            per_list[i] = flat[start : start + len(items[i].response_ids)]
+            start += len(items[i].response_ids)
+        for it, lps in zip(items, shard.gather(per_list, len(items)), strict=True):
+            it.ref_logps = lps
+        if ref_model is not policy:
+            del ref_model
+            gc.collect()
+        return items

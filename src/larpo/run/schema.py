@@ -1,0 +1,24 @@
+"""The schema of the loop's own keys: the `candidate_list` group and `eval`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from larpo.config.fields import Memory, at_least, num, positive
+
+
+@dataclass
+class CandidateListSchema:
+    size: int | None = at_least(2, 8)  # null: as many as the objective keeps
+    memory: Memory = Memory.current
+    temperatures: list[float] | None = positive(example=1.0)
+    schedule: list[float] | None = positive(example=1.0)
+
+
+@dataclass
+class Eval:
+    prompts: int | None = at_least(1, 100)  # null: every held-out prompt (of the test split)
+    validation: float = num(0.0, example=0.3, ge=0, lt=1)  # share of held-out prompts set aside (val_* metrics)
+    samples: int = at_least(1, 8)
+    temperature: float = positive(1.0)
+    every_iteration: bool = True

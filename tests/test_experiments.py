@@ -1,0 +1,143 @@
+"""Experiment files, Table 2's methods and the launcher presets: every experiment composes,
+sweeps seeds and has a smoke size; a smoke sweep runs and reports; submitit_local gives the basic
+launcher's summaries."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers.configs import CONF, MICRO, compose_cfg
+from helpers.env import ENV, sweep_cli
+
+
+def _sweeps():
+
+    return sorted(f.stem for f in (Path(CONF) / "experiment").glob("*.yaml") if "experiment_name:" in f.read_text())
+
+
+EXPERIMENTS = _sweeps()  # every experiment file that is a sweep, so a new one is tested at once
+
+
+def test_the_paper_experiments_are_all_there():
+    paper = {
+        "table2_baselines",
+        "table3_objectives",
+        "table4_memorization",
+        "fig3a_negatives",
+        "fig3b_temperature",
+        "fig3c_list_size",
+    }
+    assert paper | {"objectives_extended", "greedy_tradeoff"} <= set(EXPERIMENTS)
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_experiment_sweeps_seeds_and_has_a_smoke_size(name):
+    from hydra import compose, initialize_config_module
+
+    with initialize_config_module("larpo.conf", version_base="1.3"):
+        full = compose("train", overrides=[f"experiment={name}"], return_hydra_config=True)
+        smoke = compose("train", overrides=[f"experiment={name}", "size=smoke"], return_hydra_config=True)
+    params = full.hydra.sweeper.params
+    assert len(params) >= 2 and full.report.baseline  # settings and seeds; compared against a baseline
+    assert full.experiment_name == name and full.logger.group == name  # W&B groups the sweep
+    assert str(smoke.hydra.sweeper.params.seed) == "0" and smoke.data.prompts_per_iteration < 100
+    if full.report.claims:  # the claims protocol: 5 seeds, half-size prompts, evaluation at the end
+        assert str(params.seed) == "0,1,2,3,4"
+        assert full.data.prompts_per_iteration == 1024 and not full.eval.every_iteration
+        assert full.lr == 1e-4 or (full.report.tune == "lr" and "lr" in params)  # pinned, or chosen per setting
+        if full.report.tune:  # chosen on a validation split, disjoint from the test prompts
+            assert full.eval.validation > 0 and full.report.tune in params
+
+
+def test_method_sets_the_objective_and_the_protocol():
+    cfg = compose_cfg(["method=offline_kto"])
+    assert (cfg.objective._target_, cfg.offline, cfg.candidate_list.size) == ("larpo.objectives.baselines.kto", True, 5)
+    cfg = compose_cfg(["experiment=table2_baselines", "method=larpo_listmle"])
+    assert (cfg.objective._target_, cfg.offline, cfg.candidate_list.size) == (
+        "larpo.objectives.ranking.listmle",
+        False,
+        10,
+    )
+
+
+@pytest.mark.slow
+def test_smoke_experiment_sweep_and_its_report(tmp_path, cache_dir):
+    """`larpo -m experiment=table3_objectives size=smoke` with two objectives, in parallel through
+    the joblib launcher preset, then `larpo-report` on it: the table and the figure."""
+    sweep = tmp_path / "sweep"
+    sweep_cli(
+        sweep,
+        "experiment=table3_objectives",
+        "size=smoke",
+        "objective=pairwise,listmle",
+        "hydra/launcher=local",
+        f"model.cache_dir={cache_dir}",
+    )
+    summaries = {}
+    for job in (0, 1):
+        s = __import__("json").loads((sweep / str(job) / "summary.json").read_text())
+        summaries[s["config"]["objective"]["_target_"].rsplit(".", 1)[1]] = s
+    # the paper's lists (candidate_list.size=null): pairwise samples 2, listmle 4
+    assert summaries["pairwise"]["config"]["candidate_list"]["size"] is None
+    assert [h["iteration"] for h in summaries["listmle"]["history"]] == [0, 2]  # SFT and final only
+
+    out_md = tmp_path / "docs" / "results.md"
+    report = subprocess.run(
+        [str(Path(sys.executable).parent / "larpo-report"), str(sweep), "--out", str(out_md)],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=120,
+    )
+    assert report.returncode == 0, report.stderr
+    text = out_md.read_text()
+    assert text.startswith("# Results: table3_objectives")
+    first_table = text.split("## Paired")[0]  # the per-setting table (the paired one repeats the labels)
+    rows = {line.split("|")[1].strip(): line for line in first_table.splitlines() if line.startswith("| ")}
+    assert {"SFT (iteration 0)", "objective=pairwise", "objective=listmle"} <= set(rows)
+    for name, s in summaries.items():
+        cells = [c.strip() for c in rows[f"objective={name}"].strip("|").split("|")]
+        assert cells[1] == "1"  # one seed
+        assert float(cells[2].split("±")[0]) == pytest.approx(s["final"]["win_rate_vs_sft"], abs=5e-4)
+    sft = [c.strip() for c in rows["SFT (iteration 0)"].strip("|").split("|")]
+    assert float(sft[5].split("±")[0]) == pytest.approx(
+        summaries["pairwise"]["history"][0]["accuracy_sampled"], abs=5e-4
+    )
+    png = out_md.with_suffix(".png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "![table3_objectives](results.png)" in text
+
+
+def test_launcher_presets_compose():
+    from hydra import compose, initialize_config_module
+
+    with initialize_config_module("larpo.conf", version_base="1.3"):
+        local = compose("train", overrides=["hydra/launcher=local"], return_hydra_config=True)
+        slurm = compose("train", overrides=["hydra/launcher=slurm"], return_hydra_config=True)
+    assert "JoblibLauncher" in local.hydra.launcher._target_ and local.hydra.launcher.n_jobs == 2
+    assert "SlurmLauncher" in slurm.hydra.launcher._target_ and slurm.hydra.launcher.gpus_per_node == 1
+
+
+@pytest.mark.slow
+def test_submitit_local_launcher_gives_the_basic_launchers_summaries(tmp_path, cache_dir):
+    """The SLURM launcher's code path (submitit, pickled jobs) without SLURM: a 2-job smoke sweep
+    gives the same per-job summaries as Hydra's basic launcher."""
+    finals = {}
+    for launcher in ("basic", "submitit_local"):
+        sweep = tmp_path / launcher
+        sweep_cli(
+            sweep,
+            *MICRO,
+            f"model.cache_dir={cache_dir}",
+            "iterations=1",
+            "objective=pairwise,listmle",
+            f"hydra/launcher={launcher}",
+        )
+        for job in (0, 1):
+            s = json.loads((sweep / str(job) / "summary.json").read_text())
+            finals[launcher, s["config"]["objective"]["_target_"]] = (s["history"], s["reference_forwards"])
+    assert len(finals) == 4
+    for target in ("larpo.objectives.ranking.pairwise", "larpo.objectives.ranking.listmle"):
+        assert finals["submitit_local", target] == finals["basic", target]
+    assert list((tmp_path / "submitit_local" / ".submitit").iterdir())  # it really went through submitit
