@@ -174,3 +174,15 @@ def test_no_second_registry_of_option_names_in_the_code():
             if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in names:
                 found.append(f"{path.name}:{node.lineno}: {node.value!r}")
     assert found == []
+
+
+def test_no_module_outside_worlds_imports_a_world():
+    """A world is reached through its data option (its source, judge and SFT stage), never imported."""
+    files = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+    offenders = {
+        m: sorted(n for n in imports(p, set(files)) if n.startswith("larpo.worlds"))
+        for m, p in files.items()
+        if not m.startswith("larpo.worlds")
+    }
+    assert {m: n for m, n in offenders.items() if n} == {}
+    assert any(n.startswith("larpo.worlds") for n in files)  # the check looks at real modules
