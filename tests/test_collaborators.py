@@ -152,7 +152,9 @@ class Reference:
 def plan_loop(iterations, epochs, every, tmp_path):
     rec = Recorder()
     datamodule = SimpleNamespace(set_lists=lambda items: rec.events.append(("train_on", len(items))))
-    pool = SimpleNamespace(write=lambda it, lists: rec.events.append(("pool", it)), rank=0)
+    pool = SimpleNamespace(
+        write=lambda it, lists: rec.events.append(("pool", it)), write_stats=lambda it, s: None, rank=0
+    )
     loop = LarpoLoop(
         rec.sampler(),
         Ranker(None, TopAndBottom(), "current", 1, 1),

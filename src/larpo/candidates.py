@@ -235,6 +235,13 @@ class PoolStore:
         if self.rank == 0:
             write_pool(self.path(iteration), lists)
 
+    def write_stats(self, iteration: int, stats: dict) -> None:
+        """The iteration's list statistics beside its pool file: `iteration_<s>.stats.json`."""
+        if self.rank == 0:
+            path = self.path(iteration).with_suffix(".stats.json")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(strict_json.dumps(stats, indent=2) + "\n")
+
     def read(self, iteration: int) -> list[CandidateList]:
         return read_pool(self.path(iteration))[0]
 

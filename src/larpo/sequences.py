@@ -75,12 +75,15 @@ def collate(sequences: list[tuple[list[int], list[int]]], pad_id: int) -> dict[s
     return {"input_ids": ids, "attention_mask": attn, "response_mask": resp}
 
 
-def response_logps(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Summed log-probability of each response given its prompt, shape [N]."""
+def response_logps(model, batch: dict[str, torch.Tensor], temperature: float = 1.0) -> torch.Tensor:
+    """Summed log-probability of each response given its prompt, shape [N]; at another
+    `temperature`, under the distribution sampling at that temperature draws from."""
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
     targets = batch["input_ids"][:, 1:]
     mask = batch["response_mask"][:, 1:]
     logits = logits[:, :-1].float()
+    if temperature != 1.0:
+        logits = logits / temperature
     # gather minus logsumexp: never materialises a full log-softmax over the vocabulary
     logp = logits.gather(2, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
     return (logp * mask).sum(-1)

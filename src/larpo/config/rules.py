@@ -95,7 +95,7 @@ def check(cfg: DictConfig, choices: dict | None = None) -> None:
     if missing:
         raise ConfigError(missing[0], "???", "is required", f"add {missing[0]}=...")
     check_keys(cfg, TrainSchema)
-    for rule in (_check_list, _check_eval, _check_model, _check_pairs):
+    for rule in (_check_list, _check_eval, _check_model, _check_task, _check_pairs):
         rule(cfg, choices)
     _check_paths(cfg)
     _check_requires(cfg, choices)
@@ -154,6 +154,17 @@ def _check_model(cfg: DictConfig, choices: dict | None) -> None:
             model.arch.num_heads,
             f"must divide hidden_size={model.arch.hidden_size}",
             "e.g. model.arch.num_heads=4",
+        )
+
+
+def _check_task(cfg: DictConfig, choices: dict | None) -> None:
+    task = cfg.data.get("task")
+    if task is not None and task.get("min_digits") is not None and task.min_digits > task.max_digits:
+        raise ConfigError(
+            "data.task.min_digits",
+            task.min_digits,
+            f"is above data.task.max_digits={task.max_digits}",
+            f"use data.task.min_digits<={task.max_digits}",
         )
 
 

@@ -52,6 +52,7 @@ class Source:
     report: dict = field(default_factory=dict)  # lines read, skipped lines with their reasons
     task: object | None = None  # an embedded world's task (its learned reward model uses it)
     sft: SFTStage | None = None  # an embedded world's SFT stage (model=tiny)
+    answers: Callable[[str], list[str]] | None = None  # a window of plausible answers (exact evaluation)
 
 
 class DataSource(Protocol):

@@ -10,11 +10,19 @@ from larpo.config.fields import at_least, num, share
 
 @dataclass
 class Task:
+    """An embedded world's task (`data.task`): the keys of the shipped worlds' tasks."""
+
     _target_: str = ""
-    ops: str = "+"
     max_digits: int = num(2, example=2, ge=1, le=6)
-    noise: float = share(0.3)
-    noise_scale: int = at_least(1, 10)
+    # the arithmetic world
+    ops: str | None = None
+    noise: float | None = share()
+    noise_scale: int | None = at_least(1, 10)
+    # the digits world
+    min_digits: int | None = num(example=3, ge=1, le=6)
+    first_carry_drop: float | None = share()
+    carry_drop: float | None = share()
+    slip: float | None = share()
 
 
 @dataclass

@@ -34,6 +34,7 @@ from larpo.objectives.binding import from_config
 from larpo.rewards.contract import RewardContext, RewardModel
 from larpo.run.datamodule import ListDataModule
 from larpo.run.evaluation import Evaluator, SplitEvaluator
+from larpo.run.exact import ExactEvaluator
 from larpo.run.loop import LarpoLoop, Plan
 from larpo.run.module import LarpoModule
 from larpo.run.ranking import Ranker
@@ -154,7 +155,10 @@ def build_evaluator(cfg: DictConfig, source: Source, generator: Generator) -> Ev
 
     def evaluator_of(prompts: list[str], seed: int) -> Evaluator:
         k, temperature = cfg.eval.samples, cfg.eval.temperature
-        return Evaluator(prompts, source.judge, reference, generator, k=k, temperature=temperature, seed=seed)
+        exact = None
+        if cfg.eval.exact and source.answers is not None:
+            exact = ExactEvaluator(prompts, source.judge, reference, source.answers, temperature)
+        return Evaluator(prompts, source.judge, reference, generator, k, temperature, seed, exact=exact)
 
     evaluator = evaluator_of(test, cfg.seed + 202)
     return SplitEvaluator(evaluator, evaluator_of(source.eval[:n_val], cfg.seed + 303)) if n_val else evaluator
@@ -224,6 +228,7 @@ def build(cfg: DictConfig, callbacks: tuple = (), checked: bool = False) -> Buil
         Plan(iterations, cfg.epochs_per_iteration, cfg.eval.every_iteration, run_dir / "checkpoints"),
         started=started,
         phases=timing,
+        judge=source.judge,
     )
     module = LarpoModule(policy, objective, lr=cfg.lr, beta=cfg.beta)
     return BuiltRun(cfg, build_trainer(cfg, loop, callbacks), module, datamodule, loop, generator, source.report)

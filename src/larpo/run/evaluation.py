@@ -10,6 +10,7 @@ import math
 
 import torch
 
+from larpo.run.list_stats import duel_statistics
 from larpo.sequences import collate, encode_prompt, encode_response, response_logps, unflatten
 
 
@@ -48,7 +49,9 @@ def ranking_accuracy(scores: list[float], gains: list[float]) -> tuple[int, int]
 
 
 @torch.no_grad()
-def sequence_logps(model, seqs: list[tuple[list[int], list[int]]], pad_id: int, batch_size: int = 1024) -> list[float]:
+def sequence_logps(
+    model, seqs: list[tuple[list[int], list[int]]], pad_id: int, batch_size: int = 1024, temperature: float = 1.0
+) -> list[float]:
     """Summed response log-probs of pre-tokenised (prompt ids, response ids) pairs, no gradients.
     Sequences are sorted by length so each batch carries little padding."""
     was_training = model.training
@@ -59,7 +62,7 @@ def sequence_logps(model, seqs: list[tuple[list[int], list[int]]], pad_id: int, 
         idx = order[start : start + batch_size]
         batch = collate([seqs[i] for i in idx], pad_id)
         batch = {k: v.to(model.device) for k, v in batch.items()}
-        for i, lp in zip(idx, response_logps(model, batch).tolist(), strict=True):
+        for i, lp in zip(idx, response_logps(model, batch, temperature).tolist(), strict=True):
             out[i] = lp
     model.train(was_training)
     return out
@@ -83,9 +86,13 @@ class Evaluator:
     which NDCG and ranking accuracy test the policy's own likelihoods.
     """
 
-    def __init__(self, prompts: list[str], judge, reference, generator, k: int, temperature: float, seed: int):
+    def __init__(
+        self, prompts: list[str], judge, reference, generator, k: int, temperature: float, seed: int, exact=None
+    ):
+        """`exact`: an `ExactEvaluator` over the same prompts, whose `exact_*` metrics join these."""
         self.prompts, self.judge, self.reference = prompts, judge, reference
         self.generator, self.k, self.temperature, self.seed = generator, k, temperature, seed
+        self.exact = exact
         self.baseline_rewards: list[list[float]] | None = None
         self.judged_lists: list[list[str]] = []
 
@@ -96,6 +103,8 @@ class Evaluator:
         """Make `model` (the SFT policy) the opponent of the win rate and the source of the judged
         lists. Sampling is seeded, so a resumed run rebuilds the same baseline."""
         sampled = sampled if sampled is not None else self._sampled(model, tokenizer)
+        if self.exact is not None:
+            self.exact.set_baseline(model, tokenizer)
         self.baseline_rewards = [[self.judge(p, r) for r in rs] for p, rs in zip(self.prompts, sampled, strict=True)]
         self.judged_lists = []
         for p, rs in zip(self.prompts, sampled, strict=True):
@@ -117,9 +126,12 @@ class Evaluator:
             "accuracy_greedy": sum(self.judge(p, g) == 1.0 for p, g in zip(self.prompts, greedy)) / n,
             "accuracy_sampled": sum(map(sum, correct)) / (n * self.k),
             "distinct_answers": sum(len(set(rs)) for rs in sampled) / n,
+            "wrong_vs_wrong_duels": duel_statistics(rewards, self.baseline_rewards),
         }
         out.update({f"pass_at_{i}": pass_at(correct, i) for i in range(1, self.k + 1)})
         out.update(self._ranking(model, tokenizer))
+        if self.exact is not None:
+            out.update(self.exact(model, tokenizer))
         return out
 
     def _ranking(self, model, tokenizer) -> dict[str, float]:

@@ -15,6 +15,7 @@ import os
 import shutil
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from larpo.models.policy import load_policy
 from larpo.parallel.shard import Shard
 from larpo.run.datamodule import ListDataModule
 from larpo.run.evaluation import Evaluator
+from larpo.run.list_stats import list_statistics
 from larpo.run.ranking import Ranker
 from larpo.run.reference import ReferenceLogps
 from larpo.run.sampling import CandidateSampler, GivenLists
@@ -56,13 +58,17 @@ class LarpoLoop(pl.Callback):
         plan: Plan,
         started: float | None = None,
         phases: dict[str, float] | None = None,
+        judge: Callable[[str, str], float] | None = None,
     ):
         """`started`: when the run began (perf_counter; wall time counts from there); `phases`:
-        seconds already spent before the loop (SFT, reward model)."""
+        seconds already spent before the loop (SFT, reward model); `judge`: the gold judge, for
+        the list statistics only (never for training)."""
         super().__init__()
         self.sampler, self.ranker, self.reference, self.pool = sampler, ranker, reference, pool
         self.evaluator, self.datamodule, self.plan = evaluator, datamodule, plan
         self._dropped: dict = {}
+        self._lists: dict = {}  # list statistics of the current iteration
+        self.judge = judge
         self.history: list[dict[str, CandidateList]] = []  # per iteration, prompt -> scored list
         self.metrics: list[dict] = []
         self.timing: dict[str, float] = defaultdict(float, phases or {})
@@ -105,12 +111,14 @@ class LarpoLoop(pl.Callback):
             "timing": dict(self.timing),
             "reference_forwards": self.reference.forwards,
             "dropped": self._dropped,
+            "lists": self._lists,
             "wall": self.wall_before + time.perf_counter() - self.started,
         }
 
     def load_state_dict(self, state: dict) -> None:
         self.iteration, self.metrics = state["iteration"], state["metrics"]
         self.reference.forwards, self._dropped = state["reference_forwards"], state["dropped"]
+        self._lists = state.get("lists", {})
         # the phases of this session so far (SFT, reward model: cached now) are added to those before
         self.wall_before = state.get("wall", sum(state["timing"].values()))
         now = dict(self.timing)
@@ -220,6 +228,8 @@ class LarpoLoop(pl.Callback):
         self.pool.write(iteration, ranked.pool)
         self.datamodule.set_lists(items)
         self._dropped = dict(ranked.dropped)
+        self._lists = list_statistics(ranked.pool, len(ranked.kept), self.judge)
+        self.pool.write_stats(iteration, {"iteration": iteration, "dropped": self._dropped, **self._lists})
         log.info(
             "[iteration %d/%d] %d lists to train on, dropped %s",
             iteration,
@@ -229,7 +239,8 @@ class LarpoLoop(pl.Callback):
         )
         if trainer.logger is not None:
             trainer.logger.log_metrics(
-                {"data/lists": len(items), **{f"data/dropped_{k}": v for k, v in self._dropped.items()}},
+                {"data/lists": len(items), **{f"data/dropped_{k}": v for k, v in self._dropped.items()}}
+                | {f"lists/{k}": v for k, v in self._lists.items() if not isinstance(v, dict)},
                 step=trainer.global_step,
             )
         self._log_table(trainer, iteration, ranked.kept)
@@ -242,6 +253,7 @@ class LarpoLoop(pl.Callback):
         row = {"iteration": iteration, **metrics}
         if iteration > 0:
             row["dropped"] = self._dropped
+            row["lists"] = self._lists
         self.metrics.append(row)
         log.info(
             "[iteration %d/%d] evaluation: win_rate_vs_sft %.3f, accuracy_sampled %.3f, "

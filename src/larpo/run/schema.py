@@ -22,3 +22,4 @@ class Eval:
     samples: int = at_least(1, 8)
     temperature: float = positive(1.0)
     every_iteration: bool = True
+    exact: bool = True  # exact_* metrics from the policy's distribution, where the world lists its answers

@@ -19,7 +19,6 @@ from transformers.utils import logging as hf_logging
 from larpo.models.policy import save_atomic
 from larpo.rewards.classifier import SequenceClassifierReward
 from larpo.rewards.contract import RewardContext
-from larpo.worlds.arithmetic.sft import stage_trainer
 from larpo.worlds.arithmetic.task import (
     ArithmeticTask,
     build_tokenizer,
@@ -27,6 +26,7 @@ from larpo.worlds.arithmetic.task import (
     true_answer,
     unrelated_response,
 )
+from larpo.worlds.sft import stage_trainer
 
 log = logging.getLogger("larpo")
 

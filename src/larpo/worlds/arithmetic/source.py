@@ -5,8 +5,8 @@ that SFT and training never see."""
 from __future__ import annotations
 
 from larpo.data.contract import Source
-from larpo.worlds.arithmetic.sft import ArithmeticSFT
-from larpo.worlds.arithmetic.task import ArithmeticTask, held_out, judge, reference, unrelated_response
+from larpo.worlds.arithmetic.task import ArithmeticTask, held_out, judge, reference, unrelated_response, window
+from larpo.worlds.sft import TinySFT
 
 
 def arithmetic(
@@ -14,11 +14,12 @@ def arithmetic(
 ) -> Source:
     evaluation = held_out(task, eval_prompts, eval_seed)
     return Source(
-        task.prompts(prompts_per_iteration, seed=seed + 101, exclude=set(evaluation)),
+        task.prompts(prompts_per_iteration, seed=seed + 101, exclude=set(evaluation), distinct=True),
         evaluation,
         reference=reference,
         judge=judge,
         unrelated=unrelated_response,
         task=task,
-        sft=ArithmeticSFT(task, eval_prompts, eval_seed),
+        sft=TinySFT(task, tuple(evaluation), eval_prompts, eval_seed),
+        answers=window,
     )

@@ -10,38 +10,10 @@ import random
 import re
 from dataclasses import dataclass
 
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
+from larpo.worlds.tokenizer import build_tokenizer  # noqa: F401  (the world's tokenizer)
 
-CHARS = list("0123456789+-*=")
-PAD, BOS, EOS, UNK = "<pad>", "<s>", "</s>", "<unk>"
 _PROMPT = re.compile(r"^\s*(-?\d+)\s*([+\-*])\s*(-?\d+)\s*=\s*$")
 _ANSWER = re.compile(r"^\s*(-?\d+)\s*$")
-
-
-def build_tokenizer():
-    """A character-level tokenizer built with `tokenizers`, wrapped as a transformers tokenizer.
-
-    It prepends ``<s>`` to every encoded text, pads on the left (for batched generation) and
-    saves/loads with ``save_pretrained`` / ``AutoTokenizer.from_pretrained`` like a hub tokenizer.
-    """
-    from transformers import PreTrainedTokenizerFast
-
-    vocab = {tok: i for i, tok in enumerate([PAD, BOS, EOS, UNK, *CHARS])}
-    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
-    tok.pre_tokenizer = pre_tokenizers.Split(pattern="", behavior="isolated")
-    tok.decoder = decoders.Fuse()  # characters join back without spaces
-    tok.post_processor = processors.TemplateProcessing(
-        single=f"{BOS} $A", pair=f"{BOS} $A $B", special_tokens=[(BOS, vocab[BOS])]
-    )
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        bos_token=BOS,
-        eos_token=EOS,
-        pad_token=PAD,
-        unk_token=UNK,
-        padding_side="left",
-        clean_up_tokenization_spaces=False,
-    )
 
 
 def true_answer(prompt: str) -> int | None:
@@ -89,13 +61,15 @@ class ArithmeticTask:
         op = rng.choice(self.ops)
         return f"{self._operand(rng)}{op}{self._operand(rng)}="
 
-    def prompts(self, n: int, seed: int, exclude: set[str] | None = None) -> list[str]:
-        """n prompts from a seeded stream, skipping any in `exclude` (held-out prompts)."""
-        rng, out = random.Random(seed), []
+    def prompts(self, n: int, seed: int, exclude: set[str] | None = None, distinct: bool = False) -> list[str]:
+        """n prompts from a seeded stream, skipping any in `exclude` (held-out prompts); with
+        `distinct`, each prompt once (held-out and training prompts of an iteration)."""
+        rng, out, seen = random.Random(seed), [], set()
         while len(out) < n:
             p = self.sample_prompt(rng)
-            if exclude is None or p not in exclude:
+            if (exclude is None or p not in exclude) and not (distinct and p in seen):
                 out.append(p)
+                seen.add(p)
         return out
 
     def noisy_target(self, prompt: str, rng: random.Random) -> str:
@@ -112,14 +86,21 @@ class ArithmeticTask:
 
 
 def held_out(task: ArithmeticTask, eval_prompts: int, eval_seed: int) -> list[str]:
-    """The held-out pool: a fixed seeded set that SFT and training prompts never include."""
-    return task.prompts(eval_prompts, seed=eval_seed) if eval_prompts else []
+    """The held-out pool: a fixed seeded set of distinct prompts that SFT and training prompts
+    never include."""
+    return task.prompts(eval_prompts, seed=eval_seed, distinct=True) if eval_prompts else []
 
 
 def reference(prompt: str) -> str | None:
     """The true answer's text: the reference answer (verifier, hard negatives)."""
     truth = true_answer(prompt)
     return None if truth is None else str(truth)
+
+
+def window(prompt: str, width: int = 20) -> list[str]:
+    """The answers within `width` of the truth: where the policy's mass is (exact evaluation)."""
+    truth = true_answer(prompt)
+    return [] if truth is None else [str(truth + d) for d in range(-width, width + 1)]
 
 
 def unrelated_response(rng: random.Random, length: int = 4) -> str:

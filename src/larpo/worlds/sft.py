@@ -1,7 +1,9 @@
-"""The SFT stage of the arithmetic world: train the tiny policy from scratch on noisy targets.
+"""The SFT stage of an embedded world: train the tiny policy from scratch on the world's noisy
+targets, so the starting policy is imperfect and diverse.
 
 The result is saved with `save_pretrained` to a cache directory keyed by a hash of everything
 that shapes it, and later loaded with `from_pretrained(directory)`, the code path a hub model takes.
+A world's data source puts a `TinySFT` of its task in `Source.sft`.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import random
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 import pytorch_lightning as pl
 import torch
@@ -22,9 +25,17 @@ from torch.utils.data import DataLoader
 from larpo.console import interactive, progress_callbacks
 from larpo.models.policy import build_tiny_llama, n_parameters, save_atomic
 from larpo.sequences import collate, encode_prompt, encode_response
-from larpo.worlds.arithmetic.task import ArithmeticTask, build_tokenizer, held_out
+from larpo.worlds.tokenizer import build_tokenizer
 
 log = logging.getLogger(__name__)
+
+
+class WorldTask(Protocol):
+    """What the SFT stage needs of a world's task (a dataclass: its fields are part of the cache key)."""
+
+    def prompts(self, n: int, seed: int, exclude: set[str] | None = None) -> list[str]: ...
+
+    def noisy_target(self, prompt: str, rng: random.Random) -> str: ...
 
 
 class SFTModule(pl.LightningModule):
@@ -70,7 +81,7 @@ def stage_trainer(progress: bool, name: str, **limits) -> pl.Trainer:
     )
 
 
-def sft_key(task: ArithmeticTask, eval_pool: list[int], model_cfg: DictConfig, seed: int) -> str:
+def sft_key(task: Any, eval_pool: list[int], model_cfg: DictConfig, seed: int) -> str:
     """Hash of everything that shapes the SFT checkpoint (the task, the held-out pool it must not
     see, the architecture, the SFT knobs, the seed); a changed knob gives a new cache entry."""
     parts = {
@@ -79,13 +90,13 @@ def sft_key(task: ArithmeticTask, eval_pool: list[int], model_cfg: DictConfig, s
         "arch": OmegaConf.to_container(model_cfg.arch, resolve=True),
         "sft": OmegaConf.to_container(model_cfg.sft, resolve=True),
         "seed": seed,
-        "version": 1,
+        "version": 2,  # 2: held-out prompts are distinct
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def train_sft(
-    task: ArithmeticTask, excluded: set[str], model_cfg: DictConfig, seed: int, out_dir: Path, progress: bool = True
+    task: WorldTask, excluded: set[str], model_cfg: DictConfig, seed: int, out_dir: Path, progress: bool = True
 ) -> Path:
     """Train the tiny policy from scratch on noisy targets (never on `excluded`, the held-out
     prompts) and save it to out_dir."""
@@ -110,11 +121,13 @@ def train_sft(
 
 
 @dataclass(frozen=True)
-class ArithmeticSFT:
-    """The world's SFT stage (`Source.sft`): the directory of the tiny policy for a `model` node
-    and a seed, trained first if it is not cached. The held-out pool is part of the cache key."""
+class TinySFT:
+    """A world's SFT stage (`Source.sft`): the directory of the tiny policy for a `model` node and
+    a seed, trained first if it is not cached. The held-out prompts are never trained on; how
+    they were drawn (`eval_prompts`, `eval_seed`) is part of the cache key."""
 
-    task: ArithmeticTask
+    task: Any
+    held_out: tuple[str, ...]
     eval_prompts: int
     eval_seed: int
 
@@ -124,8 +137,7 @@ class ArithmeticSFT:
             log.info("SFT: cached policy at %s", cache)
             return cache
         start = time.perf_counter()
-        excluded = set(held_out(self.task, self.eval_prompts, self.eval_seed))
-        train_sft(self.task, excluded, model_cfg, seed, cache, progress=progress)
+        train_sft(self.task, set(self.held_out), model_cfg, seed, cache, progress=progress)
         log.info("SFT: trained in %.1f s, saved to %s", time.perf_counter() - start, cache)
         return cache
 
