@@ -1,15 +1,16 @@
 """The embedded arithmetic world: tokenizer, judge, SFT, and the from_pretrained round trip."""
 
+import math
 import random
 
 import pytest
 import torch
+from larpo.worlds.arithmetic.sft import ArithmeticSFT
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from larpo.models.policy import build_tiny_llama, load_policy
 from larpo.sequences import collate, encode_prompt, encode_response
 from larpo.worlds.arithmetic import ArithmeticTask, build_tokenizer, judge, parse_answer, true_answer
-from larpo.worlds.arithmetic.sft import ArithmeticSFT
 
 
 def sft_stage(cfg) -> ArithmeticSFT:
@@ -129,3 +130,31 @@ def test_validation_share_must_leave_test_prompts(micro):
     with pytest.raises(ConfigError, match=r"eval.validation=0.99: leaves no test prompt of the 20"):
         check(micro("eval.validation=0.99"))
     check(micro("eval.validation=0.3", "eval.prompts=14"))
+
+
+def test_exact_evaluation_agrees_with_sampling_on_an_untrained_and_a_trained_policy(micro):
+    """exact_accuracy is P(truth) averaged over prompts; 200 samples per prompt estimate it with a
+    known standard error. The exact gold reward leaves out the mass outside truth ± 20, whose
+    answers earn at most 1/22: the sampled mean lies between the two bounds (within error)."""
+    from larpo.generation.hf import HFGenerator
+    from larpo.run.build import build
+    from larpo.run.exact import ExactEvaluator
+    from larpo.run.fit import fit
+    from larpo.worlds.arithmetic.task import reference, window
+
+    r = build(micro("iterations=1", "epochs_per_iteration=3", "lr=1e-3"))
+    fit(r)
+    sft, tok = load_policy(r.loop.reference.initial_path)
+    prompts, k = r.loop.evaluator.prompts, 200
+    exact = ExactEvaluator(prompts, judge, reference, window)
+    for model in (sft, r.module.policy):
+        m = exact(model, tok)
+        samples = HFGenerator(progress=False)(model, tok, prompts, k, 1.0, seed=5)
+        rewards = [[judge(p, s) for s in ss] for p, ss in zip(prompts, samples)]
+        sampled_acc = sum(x == 1.0 for rs in rewards for x in rs) / (len(prompts) * k)
+        per_prompt = [sum(x == 1.0 for x in rs) / k for rs in rewards]
+        se = math.sqrt(sum(p * (1 - p) for p in per_prompt) / k) / len(prompts) + 1e-3
+        assert abs(sampled_acc - m["exact_accuracy"]) < 4 * se, (sampled_acc, m["exact_accuracy"], se)
+        sampled_reward = sum(map(sum, rewards)) / (len(prompts) * k)
+        upper = m["exact_gold_reward"] + m["exact_mass_outside"] / 22
+        assert m["exact_gold_reward"] - 0.03 < sampled_reward < upper + 0.03

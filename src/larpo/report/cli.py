@@ -16,7 +16,7 @@ import argparse
 import json
 from pathlib import Path
 
-from larpo.report.collect import METRICS, collect, read_runs_csv, tune, write_history_csv, write_runs_csv
+from larpo.report.collect import EXACT, METRICS, collect, read_runs_csv, tune, write_history_csv, write_runs_csv
 from larpo.report.figures import figure, history_figure
 from larpo.report.stats import ALPHA, MARGIN
 from larpo.report.tables import claims, claims_table, paired_table, table, tuning_table
@@ -34,6 +34,7 @@ def write_report(source: Path, out: Path | None = None) -> Path:
         write_history_csv(sweep, runs_csv.with_name("history.csv"))
         runs_csv.with_name("report.json").write_text(json.dumps(sweep.report, indent=2, allow_nan=False) + "\n")
     tuned = tune(sweep)
+    metrics = METRICS + [m for m in EXACT if any(m in r.final for r in sweep.runs)]
     png = figure(sweep, out.with_suffix(".png"))
     name = sweep.name or source.stem
     metric = sweep.report.get("metric") or "win_rate_vs_sft"
@@ -59,7 +60,7 @@ def write_report(source: Path, out: Path | None = None) -> Path:
             "## Test metrics of the chosen runs",
             "",
         ]
-    parts += [table(sweep, METRICS) if sweep.runs else "No finished job found.", ""]
+    parts += [table(sweep, metrics) if sweep.runs else "No finished job found.", ""]
     if len(sweep.settings) > 1:
         parts += [
             f"## Paired differences to the baseline ({sweep.baseline})",
@@ -67,7 +68,7 @@ def write_report(source: Path, out: Path | None = None) -> Path:
             "Per seed, setting minus baseline (same SFT policy, prompts and evaluation prompts), then mean",
             "± 95% CI of the differences (paired t).",
             "",
-            paired_table(sweep, METRICS),
+            paired_table(sweep, metrics),
             "",
         ]
     rows = claims(sweep, metric)

@@ -31,12 +31,22 @@ def cell(values: list[float]) -> str:
     return "n/a" if not values else _fmt(*mean_ci(values))
 
 
+def sharpen_temperatures(sweep: Sweep) -> list[str]:
+    """The temperatures of the sharpening-only control in the runs (`sft_T<t>_<metric>`)."""
+    found = {k[5:].split("_", 1)[0] for r in sweep.runs for k in r.sft if re.match(r"sft_T[\d.]+_", k)}
+    return sorted(found, key=float)
+
+
 def table(sweep: Sweep, metrics: list[str]) -> str:
     lines = ["| setting | seeds | " + " | ".join(metrics) + " |", "|---|---|" + "---|" * len(metrics)]
     sft_seeds = {s for m in metrics for s in sweep.sft_by_seed(m)}
     if sft_seeds:
         cells = [cell(list(sweep.sft_by_seed(m).values())) for m in metrics]
         lines.append(f"| SFT (iteration 0) | {len(sft_seeds)} | " + " | ".join(cells) + " |")
+    for t in sharpen_temperatures(sweep):  # the sharpening-only control rows
+        values = [list(sweep.sft_by_seed(f"sft_T{t}_{m}").values()) for m in metrics]
+        n = len({s for m in metrics for s in sweep.sft_by_seed(f"sft_T{t}_{m}")})
+        lines.append(f"| SFT at T={t}, no training | {n} | " + " | ".join(cell(v) for v in values) + " |")
     for s in sweep.settings:
         cells = [cell(list(sweep.by_seed(s, m).values())) for m in metrics]
         n = len({r.seed for r in sweep.runs if r.setting == s})

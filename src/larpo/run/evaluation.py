@@ -134,6 +134,21 @@ class Evaluator:
             out.update(self.exact(model, tokenizer))
         return out
 
+    def sharpened(self, model, tokenizer, temperature: float) -> dict[str, float]:
+        """The sharpening-only control: `model` (the SFT policy) sampled at `temperature` (0:
+        greedy), no training, against the baseline's samples at the evaluation temperature."""
+        sampled = self.generator(model, tokenizer, self.prompts, self.k, temperature, self.seed, desc="eval sharpened")
+        rewards = [[self.judge(p, r) for r in rs] for p, rs in zip(self.prompts, sampled, strict=True)]
+        n = len(self.prompts)
+        out = {
+            "win_rate_vs_sft": win_rate(rewards, self.baseline_rewards),
+            "gold_reward": sum(map(sum, rewards)) / (n * self.k),
+            "accuracy_sampled": sum(x == 1.0 for rs in rewards for x in rs) / (n * self.k),
+        }
+        if self.exact is not None:
+            out.update(self.exact(model, tokenizer, temperature=temperature))
+        return out
+
     def _ranking(self, model, tokenizer) -> dict[str, float]:
         scores = candidate_logps(model, tokenizer, self.prompts, self.judged_lists)
         ndcgs, good, total = [], 0, 0
@@ -163,6 +178,10 @@ class SplitEvaluator:
     def __call__(self, model, tokenizer) -> dict[str, float]:
         val = self.validation(model, tokenizer)
         return self.test(model, tokenizer) | {f"val_{k}": v for k, v in val.items()}
+
+    def sharpened(self, model, tokenizer, temperature: float) -> dict[str, float]:
+        val = self.validation.sharpened(model, tokenizer, temperature)
+        return self.test.sharpened(model, tokenizer, temperature) | {f"val_{k}": v for k, v in val.items()}
 
 
 def policy_metrics(

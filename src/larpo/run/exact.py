@@ -40,20 +40,22 @@ class ExactEvaluator:
         self.truth = [reference(p) for p in prompts]
         self.baseline: list[list[float]] | None = None
 
-    def distribution(self, model, tokenizer) -> list[list[float]]:
-        """P(answer) for every answer of every prompt's window."""
+    def distribution(self, model, tokenizer, temperature: float | None = None) -> list[list[float]]:
+        """P(answer) for every answer of every prompt's window, sampling at `temperature` (None:
+        the evaluation's)."""
+        temperature = self.temperature if temperature is None else temperature
         seqs = [
             (encode_prompt(tokenizer, p), encode_response(tokenizer, a))
             for p, w in zip(self.prompts, self.windows, strict=True)
             for a in w
         ]
-        t = self.temperature if self.temperature > 0 else 1.0
+        t = temperature if temperature > 0 else 1.0
         flat = [math.exp(lp) for lp in sequence_logps(model, seqs, tokenizer.pad_token_id, temperature=t)]
         out, i = [], 0
         for w in self.windows:
             probs = flat[i : i + len(w)]
             i += len(w)
-            if self.temperature == 0:  # greedy: the mode takes all the mass
+            if temperature == 0:  # greedy: the mode takes all the mass
                 best = max(range(len(w)), key=probs.__getitem__)
                 probs = [float(j == best) for j in range(len(w))]
             out.append(probs)
@@ -63,8 +65,8 @@ class ExactEvaluator:
         """The SFT policy's distribution: the opponent of the exact win rate."""
         self.baseline = self.distribution(model, tokenizer)
 
-    def __call__(self, model, tokenizer) -> dict[str, float]:
-        probs = self.distribution(model, tokenizer)
+    def __call__(self, model, tokenizer, temperature: float | None = None) -> dict[str, float]:
+        probs = self.distribution(model, tokenizer, temperature)
         if self.baseline is None:
             self.baseline = probs
         return exact_metrics(probs, self.baseline, self.rewards, self.windows, self.truth)

@@ -44,6 +44,7 @@ class Plan:
     evaluate_every: bool = True
     checkpoint_dir: Path | None = None
     table_rows: int = 8  # ranked lists shown in the logger's table per iteration
+    sharpen: tuple[float, ...] = ()  # temperatures of the sharpening-only control (iteration 0)
 
 
 class LarpoLoop(pl.Callback):
@@ -250,6 +251,10 @@ class LarpoLoop(pl.Callback):
             return
         with self._timed("evaluation", iteration):
             metrics = self.evaluator(policy, self.tokenizer)
+            if iteration == 0:  # the sharpening-only control: the SFT policy at lower temperatures
+                for t in self.plan.sharpen:
+                    control = self.evaluator.sharpened(policy, self.tokenizer, t)
+                    metrics |= {f"sft_T{t:g}_{k}": v for k, v in control.items()}
         row = {"iteration": iteration, **metrics}
         if iteration > 0:
             row["dropped"] = self._dropped

@@ -23,3 +23,4 @@ class Eval:
     temperature: float = positive(1.0)
     every_iteration: bool = True
     exact: bool = True  # exact_* metrics from the policy's distribution, where the world lists its answers
+    sharpen: list[float] | None = num(example=0.5, ge=0)  # the SFT policy at these temperatures, untrained

@@ -3,7 +3,7 @@ people get additions wrong (dropped carries, single-digit slips).
 
 Why a second world: in the arithmetic world one string is right and the judge's grading only
 matters between two wrong answers, so a list's order below its top carries little information.
-Here an answer has 4-5 digits and the judge gives credit per digit, so wrong answers are graded
+Here an answer has 3-4 digits and the judge gives credit per digit, so wrong answers are graded
 (many reward levels in a list); the SFT targets drop the first carry more often than not, so the
 SFT policy's mode is often wrong, and a sample is rarely right in every digit.
 """
@@ -83,11 +83,11 @@ class DigitsTask:
     `carry_drop`, and each digit is replaced by a random other digit with probability `slip`.
     """
 
-    min_digits: int = 3
-    max_digits: int = 4
+    min_digits: int = 2
+    max_digits: int = 3
     first_carry_drop: float = 0.6
-    carry_drop: float = 0.2
-    slip: float = 0.1
+    carry_drop: float = 0.3
+    slip: float = 0.15
 
     def sample_prompt(self, rng: random.Random) -> str:
         lo, hi = 10 ** (self.min_digits - 1), 10**self.max_digits - 1
