@@ -104,7 +104,7 @@ def test_list_statistics_on_constructed_lists():
     stats = list_statistics(pool, kept=3, judge=lambda p, r: float(r == str(2 * int(p[0]))))
     assert stats["levels"] == {"1": 0.25, "2": 0.5, "4": 0.25}
     assert stats["three_levels"] == 0.25 and stats["dropped"] == 0.25 and stats["single_pair"] == 0.5
-    assert stats["top_correct"] == 0.5 and stats["mean_size"] == 2.75 and stats["lists"] == 4
+    assert stats["top_correct"] == 0.5 and stats["mean_size"] == 2.75 and stats["count"] == 4
     assert "top_correct" not in list_statistics(pool, kept=3)
 
 
@@ -183,12 +183,12 @@ def test_a_digits_run_records_list_statistics_the_control_rows_and_exact_metrics
     assert h0["sft_T0_accuracy_sampled"] == h0["accuracy_greedy"]  # at T=0 every sample is the greedy answer
     assert h0["exact_win_rate_vs_sft"] == pytest.approx(0.5) and 0 <= h0["wrong_vs_wrong_duels"] <= 1
     for s, h in ((1, h1), (2, h2)):
-        stats = h["lists"]
-        assert stats["lists"] == 24 and sum(stats["levels"].values()) == pytest.approx(1.0)
+        stats = h["list_stats"]
+        assert stats["count"] == 24 and sum(stats["levels"].values()) == pytest.approx(1.0)
         assert (run_dir / "pool" / f"iteration_{s}.stats.json").is_file()
-    assert "lists" not in summary["final"] and "exact_accuracy" in summary["final"]
+    assert "list_stats" not in summary["final"] and "exact_accuracy" in summary["final"]
     lists_main([str(run_dir), "--gates"])
     out = capsys.readouterr().out
     assert "| 1 | 1 | " in out and "| 2 | 1 | " in out
-    assert f"{h1['lists']['three_levels']:.3f}" in out.splitlines()[2]
+    assert f"{h1['list_stats']['three_levels']:.3f}" in out.splitlines()[2]
     assert "SFT greedy accuracy (0.40-0.70)" in out

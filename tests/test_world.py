@@ -5,7 +5,6 @@ import random
 
 import pytest
 import torch
-from larpo.worlds.arithmetic.sft import ArithmeticSFT
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from larpo.models.policy import build_tiny_llama, load_policy
@@ -13,11 +12,13 @@ from larpo.sequences import collate, encode_prompt, encode_response
 from larpo.worlds.arithmetic import ArithmeticTask, build_tokenizer, judge, parse_answer, true_answer
 
 
-def sft_stage(cfg) -> ArithmeticSFT:
+def sft_stage(cfg):
     """The world's SFT stage as the data option builds it (its `Source.sft`)."""
     from hydra.utils import instantiate
 
-    return ArithmeticSFT(instantiate(cfg.data.task), cfg.data.eval_prompts, cfg.data.eval_seed)
+    from larpo.config.schema import component
+
+    return instantiate(component(cfg.data, "data"))(prompts_per_iteration=1, seed=cfg.seed).sft
 
 
 def test_tokenizer_round_trip_through_save_pretrained(tmp_path):

@@ -27,7 +27,7 @@ def summarise(r: BuiltRun) -> dict:
     return {
         "config": OmegaConf.to_container(r.cfg, resolve=True),
         "history": r.loop.metrics,
-        "final": {k: v for k, v in last.items() if k not in ("iteration", "dropped", "lists")},
+        "final": {k: v for k, v in last.items() if k not in ("iteration", "dropped", "list_stats")},
         "timing": {k: round(v, 3) for k, v in timing.items()},
         "throughput": {k: round(v, 1) for k, v in throughput.items()},
         "reference_forwards": r.loop.reference.forwards,

@@ -8,7 +8,7 @@ LambdaRank the same (or no) signal. Per iteration, over every prompt's ranked li
 - `dropped`: share dropped (all tied, fewer than 2 candidates); `single_pair`: share holding
   exactly two candidates;
 - `top_correct`: share whose top candidate the gold judge scores 1 (where there is a judge);
-- `mean_size`: candidates per list after cleaning and de-duplication.
+- `mean_size`: candidates per list after cleaning and de-duplication; `count`: lists.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def list_statistics(
     n = max(1, len(pool))
     levels = Counter(len(set(lst.rewards)) for lst in pool)
     out: dict = {
-        "lists": len(pool),
+        "count": len(pool),
         "levels": {str(k): levels[k] / n for k in sorted(levels)},
         "three_levels": sum(v for k, v in levels.items() if k >= 3) / n,
         "dropped": (len(pool) - kept) / n,

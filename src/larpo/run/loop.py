@@ -112,14 +112,14 @@ class LarpoLoop(pl.Callback):
             "timing": dict(self.timing),
             "reference_forwards": self.reference.forwards,
             "dropped": self._dropped,
-            "lists": self._lists,
+            "list_stats": self._lists,
             "wall": self.wall_before + time.perf_counter() - self.started,
         }
 
     def load_state_dict(self, state: dict) -> None:
         self.iteration, self.metrics = state["iteration"], state["metrics"]
         self.reference.forwards, self._dropped = state["reference_forwards"], state["dropped"]
-        self._lists = state.get("lists", {})
+        self._lists = state.get("list_stats", {})
         # the phases of this session so far (SFT, reward model: cached now) are added to those before
         self.wall_before = state.get("wall", sum(state["timing"].values()))
         now = dict(self.timing)
@@ -258,7 +258,7 @@ class LarpoLoop(pl.Callback):
         row = {"iteration": iteration, **metrics}
         if iteration > 0:
             row["dropped"] = self._dropped
-            row["lists"] = self._lists
+            row["list_stats"] = self._lists
         self.metrics.append(row)
         log.info(
             "[iteration %d/%d] evaluation: win_rate_vs_sft %.3f, accuracy_sampled %.3f, "
