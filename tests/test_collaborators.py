@@ -2,6 +2,7 @@
 candidate sampler with a scripted generator, and the loop's iteration plan with stand-ins for
 every phase. The end-to-end runs are in test_loop.py."""
 
+import copy
 from types import SimpleNamespace
 
 import pytest
@@ -55,6 +56,22 @@ def test_ranker_merges_memory_newest_first_and_rescores_only_list_relative_model
     pairwise.list_relative = True
     assert Ranker(pairwise, TopAndBottom(), "all", 1, 1).rescores_merged
     assert not Ranker(pairwise, TopAndBottom(), "current", 1, 1).rescores_merged
+
+
+def test_erasing_the_order_below_the_top_changes_only_the_rewards_below_the_top():
+    table = {("p", r): w for r, w in zip("abcdef", [0.9, 0.9, 0.5, 0.3, 0.2, 0.1])}
+    lst = candidate_list("p", list("abcdef"), [])
+    plain = Ranker(TableReward(table), TopAndBottom(), "current", positives=2, negatives=3)
+    erased = Ranker(TableReward(table), TopAndBottom(), "current", positives=2, negatives=3, erase_below_top=True)
+    for r in (plain, erased):
+        r.score([lst], Shard())
+    a, b = plain.select({"p": lst}), erased.select({"p": copy.deepcopy(lst)})
+    (x,), (y,) = a.kept, b.kept
+    assert x.responses == y.responses == ["a", "b", "d", "e", "f"] and x.sources == y.sources  # same list, same order
+    assert x.rewards == [0.9, 0.9, 0.3, 0.2, 0.1]
+    assert y.rewards == pytest.approx([0.9, 0.9, 0.2, 0.2, 0.2])  # the top level kept; below it, their mean
+    assert a.pool[0].rewards == b.pool[0].rewards == [0.9, 0.9, 0.5, 0.3, 0.2, 0.1]  # the pool keeps the scores
+    assert a.dropped == b.dropped == {}
 
 
 def test_same_prompt_strategy_puts_the_reference_first_and_only_worse_samples_below():

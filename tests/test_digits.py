@@ -105,7 +105,10 @@ def test_list_statistics_on_constructed_lists():
     assert stats["levels"] == {"1": 0.25, "2": 0.5, "4": 0.25}
     assert stats["three_levels"] == 0.25 and stats["dropped"] == 0.25 and stats["single_pair"] == 0.5
     assert stats["top_correct"] == 0.5 and stats["mean_size"] == 2.75 and stats["count"] == 4
+    assert stats["top_not_best"] == 0.0
     assert "top_correct" not in list_statistics(pool, kept=3)
+    misranked = [candidate_list("4+4=", ["9", "8"], [0.9, 0.1])]  # the reward model prefers a wrong answer
+    assert list_statistics(misranked, kept=1, judge=lambda p, r: float(r == "8"))["top_not_best"] == 1.0
 
 
 def test_wrong_vs_wrong_duels_count_pairs_of_wrong_answers():

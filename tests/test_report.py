@@ -102,6 +102,34 @@ def test_verdicts_follow_the_rule():
     assert verdict(noisy, 1.0) == "inconclusive"
     single = paired({0: 0.6}, {0: 0.5})
     assert single.half is None and verdict(single, None) == "inconclusive"
+    assert verdict(flat, 1.0, moved=False) == "inconclusive"  # equivalence needs both settings to have moved
+    assert flat.half90 < flat.half  # the equivalence test's 90% interval (TOST at 5%)
+    edge = paired({s: 0.5 + (0.0075 if s % 2 else -0.0075) for s in range(5)}, base)
+    assert edge.half90 < 0.01 < edge.half and verdict(edge, 1.0) == "not reproduced"  # 90%, not 95%
+
+
+def equivalence_sweep(root: Path, shift: float) -> None:
+    """Two settings equal to within ±0.002 on every seed, both `shift` above the SFT policy."""
+    report = {"baseline": "objective=a", "claims": ["objective=b > objective=a"]}
+    i = 0
+    for seed in range(5):
+        for name, value in (("a", 0.5 + shift), ("b", 0.5 + shift + (0.002 if seed % 2 else -0.002))):
+            write_job(
+                root, i, [f"objective={name}"], seed, {"win_rate_vs_sft": value}, {"win_rate_vs_sft": 0.5}, report
+            )
+            i += 1
+
+
+@pytest.mark.parametrize(
+    ("shift", "expected"), [(0.0, "inconclusive"), (0.008, "inconclusive"), (0.05, "not reproduced")]
+)
+def test_equivalence_needs_settings_that_moved_from_sft(tmp_path, shift, expected):
+    """Two settings that did not move from the SFT policy are trivially within ±0.01 of each other:
+    that says nothing about the claim. Only when both moved by 0.03 does a tight interval say
+    "no gain" (0.508 vs 0.509 was "not reproduced" before this rule)."""
+    equivalence_sweep(tmp_path, shift)
+    (row,) = claims(collect(tmp_path), "win_rate_vs_sft")
+    assert row["verdict"] == expected
 
 
 def test_runs_csv_rebuilds_the_same_report_and_duplicates_count_once(tmp_path):

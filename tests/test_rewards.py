@@ -37,3 +37,19 @@ def test_learned_reward_model_is_what_training_ranks_with(micro):
     assert differs_from_judge == len(lists)  # not the judge in disguise
     # evaluation still uses the gold judge: the SFT policy against itself is exactly a tie
     assert summary["history"][0]["win_rate_vs_sft"] == 0.5
+
+
+def test_the_noisy_judge_is_seeded_and_at_its_stated_level():
+    from larpo.rewards.judge import NoisyJudgeReward
+
+    source = Source(["1+1="], [], judge=lambda p, r: 1.0 if r == "2" else 0.5)
+    context = lambda seed: RewardContext(source, "", "", seed, progress=False)  # noqa: E731
+    answers = [str(i) for i in range(4000)]
+    first = NoisyJudgeReward(0.2, context(0)).score(["1+1="], [answers])[0]
+    again = NoisyJudgeReward(0.2, context(0)).score(["1+1="], [answers[::-1]])[0][::-1]
+    assert first == again  # a candidate's noise does not depend on the list it is in
+    noise = [w - (1.0 if a == "2" else 0.5) for w, a in zip(first, answers)]
+    assert abs(sum(noise) / len(noise)) < 0.01 and 0.19 < (sum(x * x for x in noise) / len(noise)) ** 0.5 < 0.21
+    other = NoisyJudgeReward(0.2, context(1)).score(["1+1="], [answers])[0]
+    assert other != first  # another seed, other noise
+    assert NoisyJudgeReward(0.0, context(0)).score(["1+1="], [["2", "3"]]) == [[1.0, 0.5]]

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from larpo.report.collect import EXACT, METRICS, collect, read_runs_csv, tune, write_history_csv, write_runs_csv
 from larpo.report.figures import figure, history_figure
-from larpo.report.stats import ALPHA, MARGIN
+from larpo.report.stats import ALPHA, MARGIN, MOVED
 from larpo.report.tables import claims, claims_table, paired_table, table, tuning_table
 
 
@@ -78,7 +78,8 @@ def write_report(source: Path, out: Path | None = None) -> Path:
             "",
             f"Rule (README): on the paired differences in {metric}, Holm-adjusted over this experiment's",
             f"claims: **reproduced** if p < {ALPHA} and the difference is positive; **not reproduced** if",
-            f"p < {ALPHA} and it is negative, or the 95% CI lies inside ±{MARGIN}; else **inconclusive**.",
+            f"p < {ALPHA} and it is negative, or (equivalence, when both settings moved from SFT by at least {MOVED})",
+            f"the 90% CI lies inside ±{MARGIN}; else **inconclusive**.",
             "",
             claims_table(rows, metric),
             "",

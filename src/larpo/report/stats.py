@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 ALPHA = 0.05  # two-sided level of every interval and test
 MARGIN = 0.01  # |difference| below this is "no difference" for the verdicts (one point of win rate)
+MOVED = 0.03  # both settings of an equivalence verdict moved this far from the SFT policy
 
 
 # --- Student t, without scipy -------------------------------------------------------------------
@@ -79,6 +80,7 @@ class Paired:
     half: float | None  # 95% CI half-width (None: one seed)
     n: int
     p: float | None  # two-sided paired t p-value (None: one seed)
+    half90: float | None = None  # 90% CI half-width: the interval of the equivalence test (TOST)
 
 
 def paired(a: dict[int, float], b: dict[int, float]) -> Paired | None:
@@ -92,7 +94,8 @@ def paired(a: dict[int, float], b: dict[int, float]) -> Paired | None:
         return Paired(m, None, len(d), None)
     sd = statistics.stdev(d)
     p = t_pvalue(m / (sd / math.sqrt(len(d))), len(d) - 1) if sd > 0 else (0.0 if m else 1.0)
-    return Paired(m, h, len(d), p)
+    h90 = t_quantile(len(d) - 1, level=1 - 2 * ALPHA) * sd / math.sqrt(len(d))
+    return Paired(m, h, len(d), p, h90)
 
 
 def holm(pvalues: list[float]) -> list[float]:
@@ -105,12 +108,15 @@ def holm(pvalues: list[float]) -> list[float]:
     return adjusted
 
 
-def verdict(diff: Paired | None, p_adjusted: float | None) -> str:
-    """The README's rule for a claim "A > B" on the paired differences A - B."""
+def verdict(diff: Paired | None, p_adjusted: float | None, moved: bool = True) -> str:
+    """The README's rule for a claim "A > B" on the paired differences A - B. `moved`: both A and
+    B moved from the SFT policy by at least MOVED in the claim's metric; only then can a small
+    difference say that the two are the same (two policies that did not move trivially are)."""
     if diff is None or diff.p is None:
         return "inconclusive"
     if p_adjusted < ALPHA:
         return "reproduced" if diff.mean > 0 else "not reproduced"
-    if diff.mean + diff.half < MARGIN and diff.mean - diff.half > -MARGIN:
-        return "not reproduced"  # the interval rules out a gain of MARGIN or more: no effect
+    half = diff.half90 if diff.half90 is not None else diff.half
+    if moved and diff.mean + half < MARGIN and diff.mean - half > -MARGIN:
+        return "not reproduced"  # equivalent (TOST at 5%): the 90% interval rules out a gain of MARGIN
     return "inconclusive"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from larpo.report.collect import Sweep, as_number
-from larpo.report.stats import holm, mean_ci, paired, verdict
+from larpo.report.stats import MOVED, holm, mean_ci, paired, verdict
 
 
 def tuning_table(rows: list[dict], key: str, by: str) -> str:
@@ -92,13 +92,22 @@ def claims(sweep: Sweep, metric: str) -> list[dict]:
             out.append({"claim": text, "diff": None})
             continue
         values = {x: (sweep.sft_by_seed(metric) if x == "SFT" else sweep.by_seed(x, metric)) for x in (a, b)}
-        out.append({"claim": text, "diff": paired(values[a], values[b])})
+        both_moved = moved(sweep, a, metric) and moved(sweep, b, metric)
+        out.append({"claim": text, "diff": paired(values[a], values[b]), "moved": both_moved})
     tested = [c for c in out if c["diff"] is not None and c["diff"].p is not None]
     for c, p in zip(tested, holm([c["diff"].p for c in tested])):
         c["p_holm"] = p
     for c in out:
-        c["verdict"] = verdict(c["diff"], c.get("p_holm"))
+        c["verdict"] = verdict(c["diff"], c.get("p_holm"), c.pop("moved", False))
     return out
+
+
+def moved(sweep: Sweep, setting: str, metric: str) -> bool:
+    """The setting's mean paired difference to the SFT policy is at least MOVED (SFT: never)."""
+    if setting == "SFT":
+        return False
+    d = paired(sweep.by_seed(setting, metric), sweep.sft_by_seed(metric))
+    return d is not None and abs(d.mean) >= MOVED
 
 
 def claims_table(rows: list[dict], metric: str) -> str:

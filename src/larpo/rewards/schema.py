@@ -20,6 +20,7 @@ class RewardModelSchema:
     label_noise: float | None = num(example=0.1, ge=0, lt=0.5)  # 0.5 would be pure noise
     epochs: int | None = at_least(1, 3)
     lr: float | None = positive(example=3e-4)
+    noise: float | None = num(example=0.1, ge=0)  # noisy_judge: standard deviation of the added noise
     uses_reference: bool = False
     needs_task: bool = False
     requires: dict[str, str] | None = None  # module: pip package

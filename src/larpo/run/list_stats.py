@@ -8,6 +8,7 @@ LambdaRank the same (or no) signal. Per iteration, over every prompt's ranked li
 - `dropped`: share dropped (all tied, fewer than 2 candidates); `single_pair`: share holding
   exactly two candidates;
 - `top_correct`: share whose top candidate the gold judge scores 1 (where there is a judge);
+  `top_not_best`: share whose top (by the reward model) is not a best candidate by the gold judge;
 - `mean_size`: candidates per list after cleaning and de-duplication; `count`: lists.
 """
 
@@ -34,7 +35,9 @@ def list_statistics(
         "mean_size": sum(len(lst) for lst in pool) / n,
     }
     if judge is not None:
-        out["top_correct"] = sum(bool(lst.responses) and judge(lst.prompt, lst.responses[0]) == 1.0 for lst in pool) / n
+        gold = [[judge(lst.prompt, r) for r in lst.responses] for lst in pool]
+        out["top_correct"] = sum(bool(g) and g[0] == 1.0 for g in gold) / n
+        out["top_not_best"] = sum(bool(g) and g[0] < max(g) for g in gold) / n
     return out
 
 

@@ -153,7 +153,7 @@ class LarpoLoop(pl.Callback):
         items = []
         for lst in self.pool.read(self.iteration):
             if lst.kept:
-                item = self.reference.tokenised([lst.subset(lst.kept)])[0]
+                item = self.reference.tokenised([self.ranker.for_training(lst.subset(lst.kept))])[0]
                 item.ref_logps = lst.ref_logps
                 items.append(item)
         self.datamodule.set_lists(items)

@@ -24,10 +24,18 @@ class Selection:
 
 class Ranker:
     def __init__(
-        self, reward_model: RewardModel | None, strategy: Strategy, memory: str, positives: int, negatives: int
+        self,
+        reward_model: RewardModel | None,
+        strategy: Strategy,
+        memory: str,
+        positives: int,
+        negatives: int,
+        erase_below_top: bool = False,
     ):
+        """`erase_below_top`: the control that erases the order below the top of every training
+        list (`candidate_list.erase_below_top`); the pool keeps the reward model's scores."""
         self.reward_model, self.strategy, self.memory = reward_model, strategy, memory
-        self.positives, self.negatives = positives, negatives
+        self.positives, self.negatives, self.erase_below_top = positives, negatives, erase_below_top
 
     @property
     def rescores_merged(self) -> bool:
@@ -58,6 +66,25 @@ class Ranker:
                 out.dropped["all_tied"] += 1
             else:
                 lst.kept = idx
-                out.kept.append(chosen)
+                out.kept.append(self.for_training(chosen))
                 out.kept_in_pool.append(lst)
         return out
+
+    def for_training(self, chosen: CandidateList) -> CandidateList:
+        """The list the objective sees: the chosen candidates, best first; with `erase_below_top`,
+        every candidate below the top level gets the same reward (their mean), so the list says
+        "the top against the rest" and nothing about the order of the rest."""
+        return erase_below_top(chosen) if self.erase_below_top else chosen
+
+
+def erase_below_top(lst: CandidateList) -> CandidateList:
+    """A copy of a ranked list (best first) whose candidates below the top reward level all get
+    the mean of their rewards. Candidates tied with the top stay at the top; the order of the
+    candidates is kept."""
+    top = lst.rewards[0]
+    below = [w for w in lst.rewards if w != top]
+    out = lst.subset(list(range(len(lst))))
+    if below:
+        level = sum(below) / len(below)
+        out.rewards = [w if w == top else level for w in lst.rewards]
+    return out
