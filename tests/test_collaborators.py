@@ -213,3 +213,16 @@ def test_a_loop_with_every_list_dropped_says_so():
     trainer = SimpleNamespace(global_rank=0, world_size=1, logger=None, global_step=0, current_epoch=0)
     with pytest.raises(RuntimeError, match=r"every list was dropped \(\{'all_tied': 1\}\)"):
         loop._prepare(trainer, None, iteration=1)
+
+
+@pytest.mark.parametrize(("objective", "erased"), [("listmle", False), ("listmle_erased", True)])
+def test_the_erased_control_is_an_objective_option_with_the_same_loss(objective, erased):
+    from helpers.configs import compose_cfg
+
+    from larpo.objectives.binding import from_config
+    from larpo.run.build import build_ranker
+
+    cfg = compose_cfg([f"objective={objective}", "candidate_list.size=4"])
+    ranker = build_ranker(cfg, None, TopAndBottom())
+    assert ranker.erase_below_top is erased and (ranker.positives, ranker.negatives) == (2, 2)
+    assert from_config(cfg.objective).fn.func.__name__ == "listmle"

@@ -24,6 +24,7 @@ class ObjectiveSchema:
     sft_weight: float = num(0.0, example=1.0, ge=0)
     needs_reference: bool = True
     needs_lengths: bool = False
+    erase_below_top: bool = False  # the control: the objective sees the top against the rest, no order below
     # hyperparameters of the shipped objectives (a user's objective may add its own)
     beta: float | None = positive(example=0.1)
     alpha: float | None = positive(example=1.0)
@@ -38,4 +39,4 @@ class ObjectiveSchema:
     normalize: bool | None = None
     dynamic_temperature: bool | None = None
 
-    capabilities: typing.ClassVar = ("keep", "sft_weight", "needs_reference", "needs_lengths")
+    capabilities: typing.ClassVar = ("keep", "sft_weight", "needs_reference", "needs_lengths", "erase_below_top")

@@ -140,8 +140,8 @@ def build_sampler(cfg: DictConfig, source: Source, generator: Generator, tokeniz
 def build_ranker(cfg: DictConfig, reward_model: RewardModel | None, strategy: Strategy) -> Ranker:
     keep = cfg.objective.keep
     negatives = keep.negatives or list_size(cfg) - keep.positives  # null: all the rest
-    cl = cfg.candidate_list
-    return Ranker(reward_model, strategy, cl.memory, keep.positives, negatives, cl.erase_below_top)
+    erase = bool(cfg.objective.get("erase_below_top", False))
+    return Ranker(reward_model, strategy, cfg.candidate_list.memory, keep.positives, negatives, erase)
 
 
 def build_evaluator(cfg: DictConfig, source: Source, generator: Generator) -> Evaluator | SplitEvaluator | None:

@@ -27,6 +27,12 @@ def win_rate(rewards: list[list[float]], baseline: list[list[float]]) -> float:
     return sum(duels) / max(1, len(duels))
 
 
+def wrong_reward(rewards: list[list[float]]) -> float | None:
+    """Mean gold reward of the wrong samples: how close the policy's mistakes come (None: none wrong)."""
+    wrong = [x for rs in rewards for x in rs if x < 1.0]
+    return sum(wrong) / len(wrong) if wrong else None
+
+
 def ndcg(scores: list[float], gains: list[float]) -> float | None:
     """NDCG of the order given by `scores` against graded `gains`; None when no gain is positive."""
     discount = [1 / math.log2(i + 2) for i in range(len(gains))]
@@ -127,6 +133,7 @@ class Evaluator:
             "accuracy_sampled": sum(map(sum, correct)) / (n * self.k),
             "distinct_answers": sum(len(set(rs)) for rs in sampled) / n,
             "wrong_vs_wrong_duels": duel_statistics(rewards, self.baseline_rewards),
+            "wrong_reward": wrong_reward(rewards),
         }
         out.update({f"pass_at_{i}": pass_at(correct, i) for i in range(1, self.k + 1)})
         out.update(self._ranking(model, tokenizer))

@@ -33,7 +33,7 @@ class Ranker:
         erase_below_top: bool = False,
     ):
         """`erase_below_top`: the control that erases the order below the top of every training
-        list (`candidate_list.erase_below_top`); the pool keeps the reward model's scores."""
+        list (`objective.erase_below_top`); the pool keeps the reward model's scores."""
         self.reward_model, self.strategy, self.memory = reward_model, strategy, memory
         self.positives, self.negatives, self.erase_below_top = positives, negatives, erase_below_top
 

@@ -13,7 +13,6 @@ class CandidateListSchema:
     memory: Memory = Memory.current
     temperatures: list[float] | None = positive(example=1.0)
     schedule: list[float] | None = positive(example=1.0)
-    erase_below_top: bool = False  # the control: every candidate below the top gets the same reward
 
 
 @dataclass
