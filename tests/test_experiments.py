@@ -17,6 +17,7 @@ def _sweeps():
     return sorted(f.stem for f in (Path(CONF) / "experiment").glob("*.yaml") if "experiment_name:" in f.read_text())
 
 
+PREREGISTERED = {"ranking_signal_arithmetic", "ranking_signal_digits", "ranking_signal_noisy"}
 EXPERIMENTS = _sweeps()  # every experiment file that is a sweep, so a new one is tested at once
 
 
@@ -43,7 +44,11 @@ def test_experiment_sweeps_seeds_and_has_a_smoke_size(name):
     assert len(params) >= 2 and full.report.baseline  # settings and seeds; compared against a baseline
     assert full.experiment_name == name and full.logger.group == name  # W&B groups the sweep
     assert str(smoke.hydra.sweeper.params.seed) == "0" and smoke.data.prompts_per_iteration < 100
-    if full.report.claims:  # the claims protocol: 5 seeds, half-size prompts, evaluation at the end
+    if full.report.claims and name in PREREGISTERED:  # chosen in advance: the metric and at least 5 seeds
+        assert full.report.metric and len(str(params.seed).split(",")) >= 5
+        assert full.data.prompts_per_iteration == 1024 and not full.eval.every_iteration
+        assert full.candidate_list.size == 4  # every objective on the same k=4 lists
+    elif full.report.claims:  # the paper's claims protocol: 5 seeds, half-size prompts, evaluation at the end
         assert str(params.seed) == "0,1,2,3,4"
         assert full.data.prompts_per_iteration == 1024 and not full.eval.every_iteration
         assert full.lr == 1e-4 or (full.report.tune == "lr" and "lr" in params)  # pinned, or chosen per setting

@@ -22,8 +22,16 @@ METRICS = [
     "ndcg",
     "ranking_accuracy",
 ]
-# the exact evaluation's metrics (embedded worlds), tabulated where the runs have them
-EXACT = ["exact_win_rate_vs_sft", "exact_gold_reward", "exact_accuracy", "exact_mode_correct", "exact_mass_outside"]
+# the exact evaluation's metrics (embedded worlds) and the mean reward of wrong samples, tabulated
+# where the runs have them
+EXACT = [
+    "exact_win_rate_vs_sft",
+    "exact_gold_reward",
+    "exact_accuracy",
+    "exact_mode_correct",
+    "exact_mass_outside",
+    "wrong_reward",
+]
 
 
 @dataclass

@@ -119,6 +119,8 @@ class Evaluator:
 
     def __call__(self, model, tokenizer) -> dict[str, float]:
         """Metrics of `model`; the first model evaluated becomes the baseline if none is set."""
+        if self.exact is not None:
+            self.exact.forget()  # the weights may have changed since the last evaluation
         greedy = [r[0] for r in self.generator(model, tokenizer, self.prompts, 1, 0.0, self.seed, desc="eval greedy")]
         sampled = self._sampled(model, tokenizer)
         if self.baseline_rewards is None:
@@ -144,7 +146,13 @@ class Evaluator:
     def sharpened(self, model, tokenizer, temperature: float) -> dict[str, float]:
         """The sharpening-only control: `model` (the SFT policy) sampled at `temperature` (0:
         greedy), no training, against the baseline's samples at the evaluation temperature."""
-        sampled = self.generator(model, tokenizer, self.prompts, self.k, temperature, self.seed, desc="eval sharpened")
+        if temperature == 0:  # every sample is the greedy answer: decode it once
+            greedy = self.generator(model, tokenizer, self.prompts, 1, 0.0, self.seed, desc="eval sharpened")
+            sampled = [rs * self.k for rs in greedy]
+        else:
+            sampled = self.generator(
+                model, tokenizer, self.prompts, self.k, temperature, self.seed, desc="eval sharpened"
+            )
         rewards = [[self.judge(p, r) for r in rs] for p, rs in zip(self.prompts, sampled, strict=True)]
         n = len(self.prompts)
         out = {

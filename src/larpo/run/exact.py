@@ -39,11 +39,15 @@ class ExactEvaluator:
         self.rewards = [[judge(p, a) for a in w] for p, w in zip(prompts, self.windows, strict=True)]
         self.truth = [reference(p) for p in prompts]
         self.baseline: list[list[float]] | None = None
+        self._cache: tuple[object, list[list[float]]] | None = None  # (model, P at T=1) of the last call
 
     def distribution(self, model, tokenizer, temperature: float | None = None) -> list[list[float]]:
         """P(answer) for every answer of every prompt's window, sampling at `temperature` (None:
         the evaluation's)."""
         temperature = self.temperature if temperature is None else temperature
+        if temperature in (0, 1) and self._cache is not None and self._cache[0] is model:
+            probs = self._cache[1]  # the same weights: greedy is the mode of the T=1 distribution
+            return probs if temperature == 1 else [mode_only(p) for p in probs]
         seqs = [
             (encode_prompt(tokenizer, p), encode_response(tokenizer, a))
             for p, w in zip(self.prompts, self.windows, strict=True)
@@ -55,21 +59,30 @@ class ExactEvaluator:
         for w in self.windows:
             probs = flat[i : i + len(w)]
             i += len(w)
-            if temperature == 0:  # greedy: the mode takes all the mass
-                best = max(range(len(w)), key=probs.__getitem__)
-                probs = [float(j == best) for j in range(len(w))]
             out.append(probs)
-        return out
+        if temperature in (0, 1):
+            self._cache = (model, out)
+        return [mode_only(p) for p in out] if temperature == 0 else out
 
     def set_baseline(self, model, tokenizer) -> None:
         """The SFT policy's distribution: the opponent of the exact win rate."""
         self.baseline = self.distribution(model, tokenizer)
+
+    def forget(self) -> None:
+        """Drop the cached distribution: the model's weights are about to change."""
+        self._cache = None
 
     def __call__(self, model, tokenizer, temperature: float | None = None) -> dict[str, float]:
         probs = self.distribution(model, tokenizer, temperature)
         if self.baseline is None:
             self.baseline = probs
         return exact_metrics(probs, self.baseline, self.rewards, self.windows, self.truth)
+
+
+def mode_only(p: list[float]) -> list[float]:
+    """Greedy decoding's distribution over a window: all the mass on the most likely answer."""
+    best = max(range(len(p)), key=p.__getitem__) if p else 0
+    return [float(j == best) for j in range(len(p))]
 
 
 def win_probability(p: list[float], q: list[float], rewards: list[float]) -> float:
