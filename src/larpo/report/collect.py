@@ -73,7 +73,7 @@ class Sweep:
     def baseline(self) -> str:
         wanted = self.report.get("baseline")
         if wanted:
-            match = [s for s in self.settings if s == wanted or wanted in s.split()]
+            match = [s for s in self.settings if s == wanted or set(wanted.split()) <= set(s.split())]
             if match:
                 return match[0]
         return self.settings[0] if self.settings else ""

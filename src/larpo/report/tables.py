@@ -77,7 +77,7 @@ def _resolve(sweep: Sweep, name: str) -> str | None:
     """A claim names a setting by its full label or one of its overrides; SFT is the start policy."""
     if name == "SFT":
         return "SFT"
-    return next((s for s in sweep.settings if s == name or name in s.split()), None)
+    return next((s for s in sweep.settings if s == name or set(name.split()) <= set(s.split())), None)
 
 
 def claims(sweep: Sweep, metric: str) -> list[dict]:
