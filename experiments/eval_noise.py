@@ -1,12 +1,13 @@
 """How noisy is evaluation? The final policy of each run evaluated with two evaluation seeds,
 against the spread of the final metric between training seeds.
 
+
     python experiments/eval_noise.py multirun/<sweep>        # the runs of a sweep (one per seed)
 
-For the sampled win rate (8 samples per prompt against the SFT policy's samples) and the exact one
-(`exact_win_rate_vs_sft`, computed from the distributions, so no evaluation seed enters it):
-the mean |difference| between two evaluation seeds of one policy, and the standard deviation
-between the training seeds' values. Prints one JSON line.
+For the sampled metrics (8 samples per prompt; the win rate against the SFT policy's samples) and
+the exact ones (computed from the distributions, so no evaluation seed enters them): the
+|difference| between two evaluation seeds of one policy, and the standard deviation between the
+training seeds' final values. Prints one JSON line.
 """
 
 from __future__ import annotations
@@ -35,22 +36,30 @@ def evaluate(run: Path, eval_seed: int) -> dict:
     return evaluator(policy, tok)
 
 
+METRICS = (
+    "win_rate_vs_sft",
+    "exact_win_rate_vs_sft",
+    "gold_reward",
+    "exact_gold_reward",
+    "accuracy_sampled",
+    "exact_accuracy",
+)
+
+
 def main(root: Path) -> dict:
+    """One policy (the first run's) evaluated with two evaluation seeds; the spread of the final
+    metric between the training seeds from every run's summary."""
     runs = sorted({p.parent for p in root.rglob("summary.json") if (p.parent / "policy").is_dir()})
-    out = {"runs": len(runs)}
-    per_metric: dict[str, tuple[list[float], list[float]]] = {}
-    for run in runs:
-        a, b = evaluate(run, 1001), evaluate(run, 2002)
-        for metric in ("win_rate_vs_sft", "exact_win_rate_vs_sft", "accuracy_sampled", "exact_accuracy"):
-            if metric in a:
-                diffs, values = per_metric.setdefault(metric, ([], []))
-                diffs.append(abs(a[metric] - b[metric]))
-                values.append(a[metric])
-    for metric, (diffs, values) in per_metric.items():
-        out[metric] = {
-            "eval_seed_abs_diff": statistics.fmean(diffs),
-            "training_seed_sd": statistics.stdev(values) if len(values) > 1 else None,
-        }
+    a, b = evaluate(runs[0], 1001), evaluate(runs[0], 2002)
+    finals = [json.loads((run / "summary.json").read_text())["final"] for run in runs]
+    out = {"runs": len(runs), "policy": str(runs[0])}
+    for metric in METRICS:
+        if metric in a:
+            values = [f[metric] for f in finals if metric in f]
+            out[metric] = {
+                "eval_seed_diff": round(abs(a[metric] - b[metric]), 5),
+                "training_seed_sd": round(statistics.stdev(values), 5) if len(values) > 1 else None,
+            }
     return out
 
 
