@@ -34,10 +34,9 @@ def write_report(source: Path, out: Path | None = None) -> Path:
         write_history_csv(sweep, runs_csv.with_name("history.csv"))
         runs_csv.with_name("report.json").write_text(json.dumps(sweep.report, indent=2, allow_nan=False) + "\n")
     tuned = tune(sweep)
-    metrics = METRICS + [m for m in EXACT if any(m in r.final for r in sweep.runs)]
     png = figure(sweep, out.with_suffix(".png"))
     name = sweep.name or source.stem
-    metric = sweep.report.get("metric") or "win_rate_vs_sft"
+    metrics = METRICS + [m for m in EXACT if any(m in r.final for r in sweep.runs)]
     parts = [
         f"# Results: {name}",
         "",
@@ -45,22 +44,45 @@ def write_report(source: Path, out: Path | None = None) -> Path:
         f"({', '.join(map(str, sweep.seeds))}). Mean ± 95% confidence interval (Student t) over seeds; "
         "one seed shows no interval. The SFT row is each seed's starting policy.",
         "",
+        *tuning_section(sweep, tuned),
+        table(sweep, metrics) if sweep.runs else "No finished job found.",
+        "",
+        *comparison_sections(sweep, metrics),
     ]
-    if tuned:
-        key, by = sweep.report["tune"], sweep.report.get("tune_by") or "val_win_rate_vs_sft"
-        parts += [
-            f"## {key} chosen per setting on the validation split",
-            "",
-            f"Each setting's {key} is the one with the best mean {by} (validation prompts, disjoint from",
-            "the test prompts). Every table, claim and figure below shows the runs of that choice, on the",
-            "test prompts. runs.csv holds every run.",
-            "",
-            tuning_table(tuned, key, by),
-            "",
-            "## Test metrics of the chosen runs",
-            "",
-        ]
-    parts += [table(sweep, metrics) if sweep.runs else "No finished job found.", ""]
+    if png:
+        parts += [f"![{name}]({png.name})", ""]
+    per_iteration = history_figure(sweep, out.with_name("history.png"))
+    if per_iteration:
+        parts += ["## Per iteration", "", f"![{name} per iteration]({per_iteration.name})", ""]
+    if sweep.duplicates:
+        parts += ["## Duplicate runs (counted once: the first)", "", *[f"- {d}" for d in sweep.duplicates], ""]
+    if sweep.failed:
+        parts += ["## Missing or failed jobs", "", *[f"- {f}" for f in sweep.failed], ""]
+    out.write_text("\n".join(parts))
+    return out
+
+
+def tuning_section(sweep, tuned: list[dict]) -> list[str]:
+    if not tuned:
+        return []
+    key, by = sweep.report["tune"], sweep.report.get("tune_by") or "val_win_rate_vs_sft"
+    return [
+        f"## {key} chosen per setting on the validation split",
+        "",
+        f"Each setting's {key} is the one with the best mean {by} (validation prompts, disjoint from",
+        "the test prompts). Every table, claim and figure below shows the runs of that choice, on the",
+        "test prompts. runs.csv holds every run.",
+        "",
+        tuning_table(tuned, key, by),
+        "",
+        "## Test metrics of the chosen runs",
+        "",
+    ]
+
+
+def comparison_sections(sweep, metrics: list[str]) -> list[str]:
+    """The paired differences to the baseline, and the claims with their verdicts."""
+    parts = []
     if len(sweep.settings) > 1:
         parts += [
             f"## Paired differences to the baseline ({sweep.baseline})",
@@ -71,6 +93,7 @@ def write_report(source: Path, out: Path | None = None) -> Path:
             paired_table(sweep, metrics),
             "",
         ]
+    metric = sweep.report.get("metric") or "win_rate_vs_sft"
     rows = claims(sweep, metric)
     if rows:
         parts += [
@@ -84,22 +107,7 @@ def write_report(source: Path, out: Path | None = None) -> Path:
             claims_table(rows, metric),
             "",
         ]
-    if png:
-        parts += [f"![{name}]({png.name})", ""]
-    per_iteration = history_figure(sweep, out.with_name("history.png"))
-    if per_iteration:
-        parts += ["## Per iteration", "", f"![{name} per iteration]({per_iteration.name})", ""]
-    if sweep.duplicates:
-        parts += [
-            "## Duplicate runs (counted once: the first)",
-            "",
-            *[f"- {d}" for d in sweep.duplicates],
-            "",
-        ]
-    if sweep.failed:
-        parts += ["## Missing or failed jobs", "", *[f"- {f}" for f in sweep.failed], ""]
-    out.write_text("\n".join(parts))
-    return out
+    return parts
 
 
 def main() -> None:
