@@ -391,3 +391,54 @@ def test_resume_applies_safe_overrides_and_refuses_the_rest(micro, tmp_path):
             micro("lr=0.5", "objective=pairwise", f"resume={run_dir}"),
             ["lr=0.5", "objective=pairwise", f"resume={run_dir}"],
         )
+
+
+@pytest.mark.slow
+def test_the_phases_add_up_to_the_process_wall_time(tmp_path, cache_dir):
+    """`startup` covers imports, compose and checks, so the phases of summary.json add up to the
+    process's wall time (what is left is the interpreter's start and the writing of the summary)."""
+    import time
+
+    larpo(*micro_args(cache_dir), f"hydra.run.dir={tmp_path / 'warm'}")  # the micro SFT policy, cached
+    began = time.perf_counter()
+    out = larpo(*micro_args(cache_dir), f"hydra.run.dir={tmp_path / 'run'}")
+    wall = time.perf_counter() - began
+    assert out.returncode == 0, out.stderr[-2000:]
+    timing = json.loads((tmp_path / "run" / "summary.json").read_text())["timing"]
+    assert timing["startup"] > 0.2  # at least the imports of torch and Lightning
+    assert sum(v for k, v in timing.items() if k != "total") == pytest.approx(timing["total"], abs=0.01)
+    assert timing["total"] == pytest.approx(wall, rel=0.15), (timing, wall)
+
+
+@pytest.mark.slow
+def test_one_process_owns_a_run_directory_and_a_truncated_checkpoint_stops_in_one_line(tmp_path, cache_dir):
+    run_dir = tmp_path / "run"
+    first = subprocess.Popen(
+        [sys.executable, "-m", "larpo", *micro_args(cache_dir, "iterations=4"), f"hydra.run.dir={run_dir}"],
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(600):  # until the first process holds the directory
+            if (run_dir / "config.yaml").is_file():
+                break
+            time.sleep(0.1)
+        overrides = (run_dir / ".hydra" / "overrides.yaml").read_text()
+        second = larpo(f"resume={run_dir}")
+        assert second.returncode == 2 and second.stderr.count("\n") == 1, second.stderr
+        assert second.stderr.startswith(f"larpo: resume={run_dir}: is in use by pid {first.pid} on ")
+        assert "Traceback" not in second.stderr
+        assert (run_dir / ".hydra" / "overrides.yaml").read_text() == overrides  # Hydra never ran there
+    finally:
+        assert first.wait(timeout=600) == 0
+    assert json.loads((run_dir / "summary.json").read_text())["history"][-1]["iteration"] == 4
+
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    ckpt.write_bytes(ckpt.read_bytes()[: ckpt.stat().st_size // 2])  # truncated, as by a full disk
+    size = ckpt.stat().st_size
+    out = larpo(f"resume={run_dir}")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    (line,) = out.stderr.strip().splitlines()
+    assert line.startswith(f"larpo: resume={run_dir}: {ckpt} is truncated or not a checkpoint; move it away")
+    assert ckpt.stat().st_size == size  # nothing removed

@@ -26,6 +26,7 @@ from larpo.config.fields import ConfigError
 from larpo.config.rules import check
 from larpo.config.schema import GROUP_SCHEMAS
 from larpo.config.walker import check_keys
+from larpo.run import lock
 
 log = logging.getLogger("larpo")
 
@@ -59,6 +60,7 @@ def resumed(cfg: DictConfig, overrides: list[str]) -> DictConfig:
     saved = run_dir / "config.yaml"
     if not saved.is_file():
         raise ConfigError("resume", cfg.resume, "holds no config.yaml", "give the directory of a larpo run")
+    lock.check_free(run_dir)  # before Hydra writes into it: a directory another process runs in is left alone
     old = OmegaConf.load(saved)
     changed = [o for o in overrides if not o.startswith(("resume=", "hydra."))]
     unsafe = [o for o in changed if not o.lstrip("+~").split("=")[0].startswith(RESUME_SAFE)]

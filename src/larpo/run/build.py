@@ -19,8 +19,10 @@ import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.utilities import rank_zero_only
 from transformers import AutoTokenizer
 
+import larpo
 from larpo.candidates import PoolStore
 from larpo.config.fields import ConfigError
 from larpo.config.rules import check, list_size, validation_size
@@ -32,6 +34,7 @@ from larpo.models.policy import load_policy, prepare_for_training
 from larpo.negatives.contract import Strategy
 from larpo.objectives.binding import from_config
 from larpo.rewards.contract import RewardContext, RewardModel
+from larpo.run import lock
 from larpo.run.datamodule import ListDataModule
 from larpo.run.evaluation import Evaluator, SplitEvaluator
 from larpo.run.exact import ExactEvaluator
@@ -200,12 +203,15 @@ def build_trainer(cfg: DictConfig, loop: LarpoLoop, callbacks: tuple) -> pl.Trai
 def build(cfg: DictConfig, callbacks: tuple = (), checked: bool = False) -> BuiltRun:
     """Check `cfg` (unless the caller has: once per process), then build the policy, reward model,
     loop callback and Lightning trainer."""
-    started, timing = time.perf_counter(), {}
+    startup = max(0.0, time.time() - larpo.process_started)  # imports, compose, checks: since the process began
+    started, timing = time.perf_counter() - startup, {"startup": startup}
     if not checked:
         check(cfg)
     check_reward_tokenizer(cfg.reward_model)
     objective = from_config(cfg.objective)  # unknown hyperparameters fail before SFT
     run_dir = Path(cfg.run_dir)
+    if rank_zero_only.rank == 0:  # one process owns a run directory (data-parallel ranks share it)
+        lock.acquire(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     pl.seed_everything(cfg.seed, verbose=False)
     iterations, n_prompts = schedule(cfg)

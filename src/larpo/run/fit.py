@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import logging
+import time
+import zipfile
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities import rank_zero_only
 
+import larpo
 from larpo import strict_json
+from larpo.config.fields import ConfigError
 from larpo.loggers.finish import finish_logger
 from larpo.run.build import BuiltRun, build
 
@@ -35,12 +39,28 @@ def summarise(r: BuiltRun) -> dict:
     }
 
 
+def check_checkpoint(ckpt: Path) -> None:
+    """A checkpoint that cannot be read (a truncated copy, a full disk) stops the resume in one line;
+    nothing is written or removed. A torch checkpoint is a zip file whose directory sits at its end,
+    so a truncated one is found without loading any weights; a sharded one is a folder with metadata."""
+    readable = (ckpt / ".metadata").is_file() if ckpt.is_dir() else zipfile.is_zipfile(ckpt)
+    if not readable:
+        raise ConfigError(
+            "resume",
+            str(ckpt.parent.parent),
+            f"{ckpt} is truncated or not a checkpoint",
+            f"move it away to start the run over from its first iteration (mv {ckpt} {ckpt}.bad), or restore it",
+        )
+
+
 def fit(r: BuiltRun) -> dict:
     """Fit a built run (with `resume` set: from `<run_dir>/checkpoints/last.ckpt` where it exists);
     write `<run_dir>/summary.json` and return the summary."""
     run_dir = Path(r.cfg.run_dir)
     ckpt = run_dir / "checkpoints" / "last.ckpt"
     resume = bool(r.cfg.resume) and ckpt.exists()
+    if resume:
+        check_checkpoint(ckpt)
     if rank_zero_only.rank == 0:  # other data-parallel ranks run this too
         OmegaConf.save(r.cfg, run_dir / "config.yaml", resolve=True)  # what `resume=` reads back
     r.loop.resuming = resume
@@ -64,6 +84,7 @@ def fit(r: BuiltRun) -> dict:
     log.info("seconds per phase: %s", ", ".join(f"{k} {v:.1f}" for k, v in summary["timing"].items()))
     log.info("tokens per second: %s", ", ".join(f"{k} {v:.0f}" for k, v in summary["throughput"].items()))
     log.info("run finished in %.0f s: %s", summary["timing"]["total"], run_dir / "summary.json")
+    larpo.process_started = time.time()  # a next sweep job in this process starts its clock here
     return summary
 
 

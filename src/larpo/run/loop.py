@@ -124,7 +124,7 @@ class LarpoLoop(pl.Callback):
         self.wall_before = state.get("wall", sum(state["timing"].values()))
         now = dict(self.timing)
         self.timing = defaultdict(float, state["timing"])
-        for phase in ("sft", "reward_model"):
+        for phase in ("startup", "sft", "reward_model"):
             self.timing[phase] += now.get(phase, 0.0)
         if self._restore_on_load:
             self._restore_on_load = False
