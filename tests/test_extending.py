@@ -4,7 +4,6 @@ model as option files whose `_target_` names the user's code; and the package's 
 
 import ast
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from helpers.configs import CONF, MICRO
+from helpers.env import env
 
 import larpo
 from larpo import objectives
@@ -72,7 +72,7 @@ def user_folder(tmp_path: Path) -> Path:
 def test_a_users_objective_and_reward_model_plug_in_from_their_own_folder(tmp_path, cache_dir):
     conf = user_folder(tmp_path)
     marks = tmp_path / "marks.txt"
-    env = {**os.environ, "PYTHONPATH": str(tmp_path), "MARKS": str(marks), "WANDB_MODE": "offline"}
+    run_env = env(PYTHONPATH=str(tmp_path), MARKS=str(marks))
     run_dir = tmp_path / "run"
     out = subprocess.run(
         [
@@ -90,7 +90,7 @@ def test_a_users_objective_and_reward_model_plug_in_from_their_own_folder(tmp_pa
         ],
         capture_output=True,
         text=True,
-        env=env,
+        env=run_env,
         timeout=600,
     )
     assert out.returncode == 0, out.stderr[-3000:]
