@@ -4,6 +4,9 @@
 #   experiments/paper.sh                      # all six, 2 jobs at a time (hydra/launcher=local)
 #   experiments/paper.sh table3_objectives    # just one
 # Extra Hydra overrides go in LARPO_OVERRIDES, e.g. LARPO_OVERRIDES="hydra/launcher=slurm trainer=gpu".
+# Run it again after an interruption and it continues: each experiment sweeps into
+# multirun/<experiment>/paper (LARPO_SWEEP_NAME changes that name), finished jobs are skipped and
+# interrupted ones resume from their checkpoints.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 experiments=("$@")
@@ -15,8 +18,9 @@ launcher=${LARPO_LAUNCHER:-hydra/launcher=local}
 # oversubscribe the cores), so parallel jobs never train the same one twice
 for seed in 0 1 2 3 4; do larpo-sft seed=$seed progress=false hydra.run.dir=outputs/sft/seed$seed; done
 
+suite_start=$(date +%s)
 for name in "${experiments[@]}"; do
-    sweep=multirun/$name/$(date +%Y-%m-%d_%H-%M-%S)
+    sweep=multirun/$name/${LARPO_SWEEP_NAME:-paper}
     start=$(date +%s)
     # shellcheck disable=SC2086
     larpo -m experiment="$name" $launcher progress=false hydra.sweep.dir="$sweep" ${LARPO_OVERRIDES:-} \
@@ -26,3 +30,4 @@ for name in "${experiments[@]}"; do
     larpo-report "$sweep" --out "docs/results/$name/results.md" > /dev/null
     echo "$name: $((end - start)) s wall on $(nproc) cores, sweep in $sweep" | tee "docs/results/$name/wall_time.txt"
 done
+echo "paper suite: $(($(date +%s) - suite_start)) s wall"

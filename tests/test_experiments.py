@@ -11,6 +11,8 @@ import pytest
 from helpers.configs import CONF, MICRO, compose_cfg
 from helpers.env import ENV, sweep_cli
 
+from larpo.report.cli import write_report
+
 
 def _sweeps():
 
@@ -146,3 +148,39 @@ def test_submitit_local_launcher_gives_the_basic_launchers_summaries(tmp_path, c
     for target in ("larpo.objectives.ranking.pairwise", "larpo.objectives.ranking.listmle"):
         assert finals["submitit_local", target] == finals["basic", target]
     assert list((tmp_path / "submitit_local" / ".submitit").iterdir())  # it really went through submitit
+
+
+@pytest.mark.slow
+def test_an_interrupted_sweep_continues_where_it_stopped(tmp_path, cache_dir):
+    """SIGINT to a 3-job sweep once the first job has finished and the second has a checkpoint;
+    the same command again skips the first (its summary untouched), resumes the second from its
+    checkpoint, runs the third; the report counts each job once."""
+    import signal
+    import time
+
+    sweep = tmp_path / "sweep"
+    args = [*MICRO, f"model.cache_dir={cache_dir}", "iterations=4", "objective=pairwise,contrastive,listmle"]
+    command = [sys.executable, "-m", "larpo", "-m", *args, f"hydra.sweep.dir={sweep}"]
+    first = subprocess.Popen(command, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for _ in range(6000):
+        if (sweep / "0" / "summary.json").is_file() and (sweep / "1" / "checkpoints" / "last.ckpt").is_file():
+            break
+        time.sleep(0.05)
+    first.send_signal(signal.SIGINT)
+    _, err = first.communicate(timeout=300)
+    assert first.returncode == 130, err[-2000:]
+    assert "larpo: stopped. Continue this sweep with:" in err and f"hydra.sweep.dir={sweep}" in err
+    assert "Traceback" not in err
+    done = (sweep / "0" / "summary.json").read_text()
+    assert not (sweep / "1" / "summary.json").exists()
+
+    again = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert (sweep / "0" / "summary.json").read_text() == done  # not run again
+    assert "resuming from" in (sweep / "1" / "larpo.log").read_text()
+    histories = [json.loads((sweep / str(j) / "summary.json").read_text())["history"] for j in range(3)]
+    assert [[h["iteration"] for h in hs][-1] for hs in histories] == [4, 4, 4]
+    report = write_report(sweep).read_text()
+    for objective in ("pairwise", "contrastive", "listmle"):
+        assert report.count(f"| objective={objective} | 1 |") == 1
+    assert "Duplicate" not in report

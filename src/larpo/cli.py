@@ -108,6 +108,13 @@ def _train(cfg: DictConfig) -> float | None:
             cfg = config_for_run(cfg, _overrides(), _single_run())
     except ConfigError as err:
         fail("larpo", err)
+    sweep_job = not _single_run() and not cfg.resume
+    if sweep_job:  # the same sweep command again: a finished job is skipped, an interrupted one resumed
+        finished = finished_job(cfg)
+        if finished is not None:
+            log.info("job already finished, skipped: %s", cfg.run_dir)
+            return finished["final"].get("win_rate_vs_sft")
+        cfg = interrupted_job(cfg)
     from larpo.console import setup
     from larpo.run.fit import run  # the heavy part: torch, transformers, Lightning
 
@@ -120,9 +127,55 @@ def _train(cfg: DictConfig) -> float | None:
     except (KeyboardInterrupt, SystemExit) as err:
         if isinstance(err, SystemExit) and err.code in (0, None):
             raise
-        print(f"\nlarpo: stopped. Continue this run with:\n  larpo resume={cfg.run_dir}", file=sys.stderr)
+        again = continue_sweep_command() if sweep_job else f"larpo resume={cfg.run_dir}"
+        print(f"\nlarpo: stopped. Continue this {'sweep' if sweep_job else 'run'} with:\n  {again}", file=sys.stderr)
         raise SystemExit(130) from None
     return summary["final"].get("win_rate_vs_sft")
+
+
+# keys that say where a job writes and how it reports, not what it computes
+OUTPUT_KEYS = ("run_dir", "resume", "progress", "logger", "save_policy")
+
+
+def _comparable(config: dict) -> dict:
+    return {k: v for k, v in config.items() if k not in OUTPUT_KEYS}
+
+
+def finished_job(cfg: DictConfig) -> dict | None:
+    """The summary of this sweep job's directory when it finished with this very config."""
+    path = Path(cfg.run_dir) / "summary.json"
+    if not path.is_file():
+        return None
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, ValueError):
+        log.warning("%s is unreadable: the job runs again", path)
+        return None
+    if _comparable(summary.get("config", {})) != _comparable(OmegaConf.to_container(cfg, resolve=True)):
+        log.warning("%s holds another config's results: the job runs again", path)
+        return None
+    return summary
+
+
+def interrupted_job(cfg: DictConfig) -> DictConfig:
+    """A sweep job that stopped after a checkpoint, with this config: resumed from it."""
+    job_dir = Path(cfg.run_dir)
+    saved = job_dir / "config.yaml"
+    if not (job_dir / "checkpoints" / "last.ckpt").exists() or not saved.is_file():
+        return cfg
+    old = OmegaConf.to_container(OmegaConf.load(saved), resolve=True)
+    if _comparable(old) != _comparable(OmegaConf.to_container(cfg, resolve=True)):
+        return cfg
+    with open_dict(cfg):
+        cfg.resume = str(job_dir)
+    log.info("resuming the interrupted job in %s", job_dir)
+    return cfg
+
+
+def continue_sweep_command() -> str:
+    """The command that continues this sweep: the same arguments, into the same sweep directory."""
+    args = [a for a in sys.argv[1:] if not a.startswith("hydra.sweep.dir=")]
+    return " ".join(["larpo", *args, f"hydra.sweep.dir={HydraConfig.get().sweep.dir}"])
 
 
 def quick_help(config_name: str) -> bool:
