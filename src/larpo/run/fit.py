@@ -72,13 +72,15 @@ def fit(r: BuiltRun) -> dict:
             run_dir,
         )
     r.trainer.fit(r.module, datamodule=r.datamodule, ckpt_path=ckpt if resume else None, weights_only=True)
-    summary = summarise(r)
+    start = time.perf_counter()
     policy = r.module.full_policy() if r.cfg.save_policy else None  # FSDP: every rank gathers
-    if not r.trainer.is_global_zero:  # under data parallelism rank zero reports for all
-        return summary
-    if policy is not None:  # from_pretrained-ready, e.g. for larpo-generate
+    if policy is not None and r.trainer.is_global_zero:  # from_pretrained-ready, e.g. for larpo-generate
         policy.save_pretrained(run_dir / "policy")
         r.loop.tokenizer.save_pretrained(run_dir / "policy")
+    r.loop.timing["saving"] += time.perf_counter() - start
+    summary = summarise(r)
+    if not r.trainer.is_global_zero:  # under data parallelism rank zero reports for all
+        return summary
     (run_dir / "summary.json").write_text(strict_json.dumps(summary, indent=2))
     finish_logger(r.trainer.logger, summary, r.trainer.global_step)
     log.info("seconds per phase: %s", ", ".join(f"{k} {v:.1f}" for k, v in summary["timing"].items()))
