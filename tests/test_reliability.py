@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 import signal
 import subprocess
 import sys
@@ -443,3 +444,41 @@ def test_one_process_owns_a_run_directory_and_a_truncated_checkpoint_stops_in_on
     (line,) = out.stderr.strip().splitlines()
     assert line.startswith(f"larpo: resume={run_dir}: {ckpt} is truncated or not a checkpoint; move it away")
     assert ckpt.stat().st_size == size  # nothing removed
+
+
+def test_a_run_directory_that_cannot_be_written_fails_in_one_line(tmp_path):
+    file_parent = tmp_path / "afile"
+    file_parent.write_text("x")
+    out = larpo(f"hydra.run.dir={file_parent / 'run'}")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.strip() == (
+        f"larpo: hydra.run.dir={file_parent / 'run'}: cannot be written ({file_parent} is not a writable "
+        "directory); give a directory you can write, e.g. hydra.run.dir=outputs/run"
+    )
+
+
+def test_a_read_only_run_directory_fails_in_one_line(tmp_path):
+    locked = tmp_path / "readonly"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):
+            pytest.skip("running as a user who can write anywhere (root): no read-only directory to refuse")
+        out = larpo(f"hydra.run.dir={locked / 'run'}")
+        assert out.returncode == 2 and out.stderr.strip().startswith(f"larpo: hydra.run.dir={locked / 'run'}: cannot")
+    finally:
+        locked.chmod(0o700)
+
+
+def test_the_report_lists_an_unreadable_summary_and_goes_on(tmp_path):
+    from larpo.report.collect import collect
+
+    for i, content in enumerate([b'{"config": {"seed": 0}, "final": {"win_rate_vs_sft": 0.6}}', b"\xff\xfe garbage"]):
+        job = tmp_path / str(i)
+        (job / ".hydra").mkdir(parents=True)
+        (job / ".hydra" / "overrides.yaml").write_text(f"- objective={['a', 'b'][i]}\n")
+        (job / "summary.json").write_bytes(content)
+    sweep = collect(tmp_path)
+    assert [r.setting for r in sweep.runs] == ["objective=a"]
+    (failed,) = sweep.failed
+    assert failed.startswith("1: objective=b (unreadable summary.json:")

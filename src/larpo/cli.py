@@ -227,8 +227,24 @@ def fail_fast(args: list[str]) -> None:
     global _CHECKED
     try:
         _CHECKED = config_for_run(cfg, overrides, single_run=True, choices=choices)
+        given = [a.split("=", 1)[1] for a in args if a.startswith("hydra.run.dir=")]
+        check_writable(given[-1] if given else (_CHECKED.resume or "outputs"))
     except ConfigError as err:
         fail("larpo", err)
+
+
+def check_writable(run_dir: str) -> None:
+    """The run directory, or its nearest existing parent, must be writable: found before Hydra
+    creates it, so the error is one line, not a traceback."""
+    path = Path(run_dir).expanduser().absolute()
+    existing = next(p for p in [path, *path.parents] if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(
+            "hydra.run.dir",
+            run_dir,
+            f"cannot be written ({existing} is not a writable directory)",
+            "give a directory you can write, e.g. hydra.run.dir=outputs/run",
+        )
 
 
 def train() -> None:

@@ -127,7 +127,7 @@ def collect(root: Path) -> Sweep:
             continue
         try:
             data = json.loads(summary.read_text())
-        except (json.JSONDecodeError, OSError) as err:
+        except (ValueError, OSError) as err:  # not JSON, not UTF-8, not readable
             sweep.failed.append(f"{label}: {setting} (unreadable summary.json: {err})")
             continue
         config = data.get("config", {})
