@@ -270,6 +270,7 @@ HPARAMS = {  # non-default values, so a hyperparameter that is ignored makes the
     "contrastive": {"beta": 0.2},
     "lambdarank": {"beta": 0.2},
     "listmle": {"beta": 0.25},
+    "listmle_erased": {"beta": 0.25},  # the loss is listmle's; the erasing is the ranker's (test_collaborators)
     "lipo": {"beta": 0.15},
     "ipo": {"beta": 0.5},
     "simpo": {"beta": 2.5, "gamma": 0.7},

@@ -60,7 +60,8 @@ def resumed(cfg: DictConfig, overrides: list[str]) -> DictConfig:
     saved = run_dir / "config.yaml"
     if not saved.is_file():
         raise ConfigError("resume", cfg.resume, "holds no config.yaml", "give the directory of a larpo run")
-    lock.check_free(run_dir)  # before Hydra writes into it: a directory another process runs in is left alone
+    if os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("RANK", "0") == "0":  # not a launched rank
+        lock.check_free(run_dir)  # before Hydra writes into it: a directory another process runs in is left alone
     old = OmegaConf.load(saved)
     changed = [o for o in overrides if not o.startswith(("resume=", "hydra."))]
     unsafe = [o for o in changed if not o.lstrip("+~").split("=")[0].startswith(RESUME_SAFE)]

@@ -1,6 +1,8 @@
-"""One process owns a run directory: an exclusive `flock` on `<run_dir>/.larpo.lock`, which names
-its holder. The operating system drops the lock when the process ends, however it ends, so a lock
-left by a killed run never blocks its resume. Standard library only: the CLI checks a resumed run
+"""One process owns a run directory: an exclusive POSIX record lock (`lockf`) on
+`<run_dir>/.larpo.lock`, which names its holder. The operating system drops the lock when the
+process ends, however it ends, so a lock left by a killed run never blocks its resume; unlike
+`flock`, a POSIX lock is not shared with the processes a run forks (workers, launchers), so none of
+them can keep holding it after the run is gone. Standard library only: the CLI checks a resumed run
 directory with it before Hydra writes anything there."""
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ def acquire(run_dir: str | Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
         os.close(fd)
         raise ConfigError(
             "run_dir",
@@ -45,12 +47,12 @@ def acquire(run_dir: str | Path) -> None:
 def check_free(run_dir: str | Path) -> None:
     """Raise the same one line as `acquire` if another process holds the run directory; hold nothing."""
     path = _path(run_dir)
-    if path in _HELD or not path.is_file():
+    if path in _HELD or not path.is_file():  # ours (closing another fd of it would drop our POSIX lock)
         return
     fd = os.open(path, os.O_RDONLY)
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
+        fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
         raise ConfigError(
             "resume", str(path.parent), f"is in use by {holder_of(path)}", "wait for that run to end or stop it"
         ) from None

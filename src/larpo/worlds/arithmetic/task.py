@@ -10,6 +10,7 @@ import random
 import re
 from dataclasses import dataclass
 
+from larpo.worlds.prompts import SeededPrompts
 from larpo.worlds.tokenizer import build_tokenizer  # noqa: F401  (the world's tokenizer)
 
 _PROMPT = re.compile(r"^\s*(-?\d+)\s*([+\-*])\s*(-?\d+)\s*=\s*$")
@@ -40,7 +41,7 @@ def judge(prompt: str, response: str) -> float:
 
 
 @dataclass(frozen=True)
-class ArithmeticTask:
+class ArithmeticTask(SeededPrompts):
     """Prompt distribution: operations drawn uniformly from `ops`, operands uniformly from
     0..10**max_digits - 1, so sizes mix (one operand in ten has one digit).
 
@@ -61,17 +62,6 @@ class ArithmeticTask:
         op = rng.choice(self.ops)
         return f"{self._operand(rng)}{op}{self._operand(rng)}="
 
-    def prompts(self, n: int, seed: int, exclude: set[str] | None = None, distinct: bool = False) -> list[str]:
-        """n prompts from a seeded stream, skipping any in `exclude` (held-out prompts); with
-        `distinct`, each prompt once (held-out and training prompts of an iteration)."""
-        rng, out, seen = random.Random(seed), [], set()
-        while len(out) < n:
-            p = self.sample_prompt(rng)
-            if (exclude is None or p not in exclude) and not (distinct and p in seen):
-                out.append(p)
-                seen.add(p)
-        return out
-
     def noisy_target(self, prompt: str, rng: random.Random) -> str:
         """SFT target: the true answer, or with probability `noise` a nearby wrong one.
 
@@ -88,7 +78,7 @@ class ArithmeticTask:
 def held_out(task: ArithmeticTask, eval_prompts: int, eval_seed: int) -> list[str]:
     """The held-out pool: a fixed seeded set of distinct prompts that SFT and training prompts
     never include."""
-    return task.prompts(eval_prompts, seed=eval_seed, distinct=True) if eval_prompts else []
+    return task.held_out(eval_prompts, eval_seed)
 
 
 def reference(prompt: str) -> str | None:

@@ -14,6 +14,7 @@ import random
 import re
 from dataclasses import dataclass
 
+from larpo.worlds.prompts import SeededPrompts
 from larpo.worlds.tokenizer import build_tokenizer  # noqa: F401  (the world's tokenizer)
 
 _PROMPT = re.compile(r"^\s*(\d+)\s*\+\s*(\d+)\s*=\s*$")
@@ -75,7 +76,7 @@ def add_with_slips(a: int, b: int, drop: list[bool], slips: dict[int, int]) -> s
 
 
 @dataclass(frozen=True)
-class DigitsTask:
+class DigitsTask(SeededPrompts):
     """Prompts `a+b=` with operands of `min_digits`..`max_digits` digits (uniform over values).
 
     SFT targets: the carry out of the units digit is dropped with probability `first_carry_drop`
@@ -92,17 +93,6 @@ class DigitsTask:
     def sample_prompt(self, rng: random.Random) -> str:
         lo, hi = 10 ** (self.min_digits - 1), 10**self.max_digits - 1
         return f"{rng.randint(lo, hi)}+{rng.randint(lo, hi)}="
-
-    def prompts(self, n: int, seed: int, exclude: set[str] | None = None, distinct: bool = False) -> list[str]:
-        """n prompts from a seeded stream, skipping any in `exclude` (held-out prompts); with
-        `distinct`, each prompt once."""
-        rng, out, seen = random.Random(seed), [], set()
-        while len(out) < n:
-            p = self.sample_prompt(rng)
-            if (exclude is None or p not in exclude) and not (distinct and p in seen):
-                out.append(p)
-                seen.add(p)
-        return out
 
     def noisy_target(self, prompt: str, rng: random.Random) -> str:
         a, b = operands(prompt)
@@ -130,7 +120,7 @@ def window(prompt: str) -> list[str]:
 
 def held_out(task: DigitsTask, eval_prompts: int, eval_seed: int) -> list[str]:
     """The held-out pool: distinct seeded prompts that SFT and training prompts never include."""
-    return task.prompts(eval_prompts, seed=eval_seed, distinct=True) if eval_prompts else []
+    return task.held_out(eval_prompts, eval_seed)
 
 
 def unrelated_response(rng: random.Random, length: int = 4) -> str:
