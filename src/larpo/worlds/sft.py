@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
 from larpo.console import interactive, progress_callbacks
+from larpo.data.contract import Source
 from larpo.models.policy import build_tiny_llama, n_parameters, save_atomic
 from larpo.sequences import collate, encode_prompt, encode_response
 from larpo.worlds.tokenizer import build_tokenizer
@@ -143,3 +144,20 @@ class TinySFT:
 
     def key(self, model_cfg: DictConfig, seed: int) -> str:
         return sft_key(self.task, [self.eval_prompts, self.eval_seed], model_cfg, seed)
+
+
+def world_source(task, world, prompts_per_iteration: int, eval_prompts: int, eval_seed: int, seed: int) -> Source:
+    """An embedded world's `Source`: distinct held-out prompts, distinct training prompts that
+    never include them, and the world's judge, reference, unrelated responses, answer window and
+    SFT stage (`world`: the module-level functions of the world's task module)."""
+    evaluation = task.held_out(eval_prompts, eval_seed)
+    return Source(
+        task.prompts(prompts_per_iteration, seed=seed + 101, exclude=set(evaluation), distinct=True),
+        evaluation,
+        reference=world.reference,
+        judge=world.judge,
+        unrelated=world.unrelated_response,
+        task=task,
+        sft=TinySFT(task, tuple(evaluation), eval_prompts, eval_seed),
+        answers=world.window,
+    )

@@ -5,21 +5,11 @@ that SFT and training never see."""
 from __future__ import annotations
 
 from larpo.data.contract import Source
-from larpo.worlds.arithmetic.task import ArithmeticTask, held_out, judge, reference, unrelated_response, window
-from larpo.worlds.sft import TinySFT
+from larpo.worlds.arithmetic import task as world
+from larpo.worlds.sft import world_source
 
 
 def arithmetic(
-    task: ArithmeticTask, prompts_per_iteration: int, eval_prompts: int, eval_seed: int, seed: int
+    task: world.ArithmeticTask, prompts_per_iteration: int, eval_prompts: int, eval_seed: int, seed: int
 ) -> Source:
-    evaluation = held_out(task, eval_prompts, eval_seed)
-    return Source(
-        task.prompts(prompts_per_iteration, seed=seed + 101, exclude=set(evaluation), distinct=True),
-        evaluation,
-        reference=reference,
-        judge=judge,
-        unrelated=unrelated_response,
-        task=task,
-        sft=TinySFT(task, tuple(evaluation), eval_prompts, eval_seed),
-        answers=window,
-    )
+    return world_source(task, world, prompts_per_iteration, eval_prompts, eval_seed, seed)
