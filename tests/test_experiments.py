@@ -140,6 +140,7 @@ def test_submitit_local_launcher_gives_the_basic_launchers_summaries(tmp_path, c
             "iterations=1",
             "objective=pairwise,listmle",
             f"hydra/launcher={launcher}",
+            "reuse=false",  # the second launcher must train, not reuse the first's runs
         )
         for job in (0, 1):
             s = json.loads((sweep / str(job) / "summary.json").read_text())
@@ -160,6 +161,7 @@ def test_an_interrupted_sweep_continues_where_it_stopped(tmp_path, cache_dir):
 
     sweep = tmp_path / "sweep"
     args = [*MICRO, f"model.cache_dir={cache_dir}", "iterations=4", "objective=pairwise,contrastive,listmle"]
+    args.append("reuse=false")  # every job trains here, whatever other tests ran
     command = [sys.executable, "-m", "larpo", "-m", *args, f"hydra.sweep.dir={sweep}"]
     first = subprocess.Popen(command, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     for _ in range(6000):

@@ -26,12 +26,12 @@ from larpo.config.fields import ConfigError
 from larpo.config.rules import check
 from larpo.config.schema import GROUP_SCHEMAS
 from larpo.config.walker import check_keys
-from larpo.run import lock
+from larpo.run import jobs, lock
 
 log = logging.getLogger("larpo")
 
 # keys a resumed run may change: how it reports, not what it computes
-RESUME_SAFE = ("progress", "logger", "save_policy", "trainer.log_every_n_steps")
+RESUME_SAFE = ("progress", "logger", "save_policy", "threads", "trainer.log_every_n_steps")
 
 
 def fail(prog: str, err: ConfigError) -> None:
@@ -111,11 +111,14 @@ def _train(cfg: DictConfig) -> float | None:
         fail("larpo", err)
     sweep_job = not _single_run() and not cfg.resume
     if sweep_job:  # the same sweep command again: a finished job is skipped, an interrupted one resumed
-        finished = finished_job(cfg)
+        finished = jobs.finished_job(cfg)
         if finished is not None:
             log.info("job already finished, skipped: %s", cfg.run_dir)
             return finished["final"].get("win_rate_vs_sft")
-        cfg = interrupted_job(cfg)
+        earlier = jobs.earlier_run(cfg)  # the same config, finished in any experiment
+        if earlier is not None:
+            return jobs.reuse(cfg, *earlier)["final"].get("win_rate_vs_sft")
+        cfg = jobs.interrupted_job(cfg)
     from larpo.console import setup
     from larpo.run.fit import run  # the heavy part: torch, transformers, Lightning
 
@@ -132,45 +135,6 @@ def _train(cfg: DictConfig) -> float | None:
         print(f"\nlarpo: stopped. Continue this {'sweep' if sweep_job else 'run'} with:\n  {again}", file=sys.stderr)
         raise SystemExit(130) from None
     return summary["final"].get("win_rate_vs_sft")
-
-
-# keys that say where a job writes and how it reports, not what it computes
-OUTPUT_KEYS = ("run_dir", "resume", "progress", "logger", "save_policy")
-
-
-def _comparable(config: dict) -> dict:
-    return {k: v for k, v in config.items() if k not in OUTPUT_KEYS}
-
-
-def finished_job(cfg: DictConfig) -> dict | None:
-    """The summary of this sweep job's directory when it finished with this very config."""
-    path = Path(cfg.run_dir) / "summary.json"
-    if not path.is_file():
-        return None
-    try:
-        summary = json.loads(path.read_text())
-    except (OSError, ValueError):
-        log.warning("%s is unreadable: the job runs again", path)
-        return None
-    if _comparable(summary.get("config", {})) != _comparable(OmegaConf.to_container(cfg, resolve=True)):
-        log.warning("%s holds another config's results: the job runs again", path)
-        return None
-    return summary
-
-
-def interrupted_job(cfg: DictConfig) -> DictConfig:
-    """A sweep job that stopped after a checkpoint, with this config: resumed from it."""
-    job_dir = Path(cfg.run_dir)
-    saved = job_dir / "config.yaml"
-    if not (job_dir / "checkpoints" / "last.ckpt").exists() or not saved.is_file():
-        return cfg
-    old = OmegaConf.to_container(OmegaConf.load(saved), resolve=True)
-    if _comparable(old) != _comparable(OmegaConf.to_container(cfg, resolve=True)):
-        return cfg
-    with open_dict(cfg):
-        cfg.resume = str(job_dir)
-    log.info("resuming the interrupted job in %s", job_dir)
-    return cfg
 
 
 def continue_sweep_command() -> str:
@@ -248,8 +212,17 @@ def check_writable(run_dir: str) -> None:
         )
 
 
+def share_cores() -> None:
+    """OpenMP threads that sleep when idle instead of spinning: two larpo processes on one machine
+    (a sweep's jobs, a test suite beside an experiment) then share its cores instead of slowing
+    each other down about 25 times (benchmarks/side_by_side.py). Set before torch loads, which is
+    when OpenMP reads it; a value the user exported wins."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 def train() -> None:
     """`larpo`: the LarPO loop."""
+    share_cores()
     if not quick_help("train"):
         fail_fast(sys.argv[1:])
         _train()
@@ -270,6 +243,7 @@ def _sft(cfg: DictConfig) -> None:
 
 def sft() -> None:
     """`larpo-sft`: build (or load) the SFT policy of the data option's world, print its metrics."""
+    share_cores()
     if not quick_help("sft"):
         _sft()
 
@@ -293,5 +267,6 @@ def _generate(cfg: DictConfig) -> None:
 
 def generate() -> None:
     """`larpo-generate`: a policy's answers to a prompt file, in AlpacaEval's format."""
+    share_cores()
     if not quick_help("generate"):
         _generate()

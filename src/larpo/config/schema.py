@@ -37,8 +37,10 @@ class TrainSchema:
     offline: bool = False
     reference: Reference = Reference.behavior
     eval: Eval = field(default_factory=Eval)
+    threads: int | None = at_least(1)  # null: torch's default (the cores); idle OpenMP threads sleep
     progress: bool = True
     save_policy: bool = True
+    reuse: bool = True  # a sweep job equal to a finished run (run/jobs.py) reuses its results
     resume: str | None = None
     run_dir: str = ""
     experiment_name: str | None = None

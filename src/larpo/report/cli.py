@@ -54,6 +54,17 @@ def write_report(source: Path, out: Path | None = None) -> Path:
     per_iteration = history_figure(sweep, out.with_name("history.png"))
     if per_iteration:
         parts += ["## Per iteration", "", f"![{name} per iteration]({per_iteration.name})", ""]
+    reused = [r for r in sweep.runs if r.reused_from]
+    if reused:
+        parts += [
+            "## Reused runs",
+            "",
+            f"{len(reused)} of {len(sweep.runs)} jobs had the config of a run finished before (another experiment's,",
+            "or a rerun's) and reused its results instead of training again (`reuse=false` trains them):",
+            "",
+            *[f"- {r.setting or '(every job)'} seed={r.seed}: {r.reused_from}" for r in reused],
+            "",
+        ]
     if sweep.duplicates:
         parts += ["## Duplicate runs (counted once: the first)", "", *[f"- {d}" for d in sweep.duplicates], ""]
     if sweep.failed:

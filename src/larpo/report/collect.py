@@ -43,6 +43,7 @@ class RunResult:
     wall: float | None
     experiment: str = ""
     history: list[dict] = field(default_factory=list)  # per-iteration metrics, iteration 0 first
+    reused_from: str = ""  # the run whose results this job reused (run/jobs.py), if any
 
 
 @dataclass
@@ -142,6 +143,7 @@ def collect(root: Path) -> Sweep:
                 (data.get("timing") or {}).get("total"),
                 config.get("experiment_name") or "",
                 [{k: v for k, v in h.items() if isinstance(v, int | float)} for h in history],
+                str(data.get("reused_from") or ""),
             )
         )
         sweep.report = sweep.report or dict(config.get("report") or {})
@@ -156,12 +158,17 @@ def write_runs_csv(sweep: Sweep, path: Path) -> None:
     sfts = sorted({k for r in sweep.runs for k in r.sft}, key=_metric_order)
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["experiment", "setting", "seed", "wall_time_s", *finals, *[f"sft_{k}" for k in sfts]])
+        reused = any(r.reused_from for r in sweep.runs)  # the column only where some row was reused
+        w.writerow(
+            ["experiment", "setting", "seed", "wall_time_s", *finals, *[f"sft_{k}" for k in sfts]]
+            + (["reused_from"] if reused else [])
+        )
         for r in sweep.runs:
             w.writerow(
                 [sweep.name, r.setting, r.seed, "" if r.wall is None else round(r.wall, 1)]
                 + [_cell(r.final.get(k)) for k in finals]
                 + [_cell(r.sft.get(k)) for k in sfts]
+                + ([r.reused_from] if reused else [])
             )
 
 
@@ -208,7 +215,8 @@ def read_runs_csv(path: Path) -> Sweep:
     runs = []
     with open(path, newline="") as f:
         for row in csv.DictReader(f):
-            numbers = {k: float(v) for k, v in row.items() if k not in ("experiment", "setting", "seed") and v}
+            text = ("experiment", "setting", "seed", "reused_from")
+            numbers = {k: float(v) for k, v in row.items() if k not in text and v}
             runs.append(
                 RunResult(
                     row["setting"],
@@ -217,6 +225,7 @@ def read_runs_csv(path: Path) -> Sweep:
                     {k[4:]: v for k, v in numbers.items() if k.startswith("sft_")},
                     numbers.get("wall_time_s"),
                     row["experiment"],
+                    reused_from=row.get("reused_from") or "",
                 )
             )
     name = runs[0].experiment if runs else ""

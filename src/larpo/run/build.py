@@ -34,7 +34,7 @@ from larpo.models.policy import load_policy, prepare_for_training
 from larpo.negatives.contract import Strategy
 from larpo.objectives.binding import from_config
 from larpo.rewards.contract import RewardContext, RewardModel
-from larpo.run import lock
+from larpo.run import eval_cache, lock
 from larpo.run.datamodule import ListDataModule
 from larpo.run.evaluation import Evaluator, SplitEvaluator
 from larpo.run.exact import ExactEvaluator
@@ -207,6 +207,8 @@ def build(cfg: DictConfig, callbacks: tuple = (), checked: bool = False) -> Buil
     started, timing = time.perf_counter() - startup, {"startup": startup}
     if not checked:
         check(cfg)
+    if cfg.get("threads"):
+        torch.set_num_threads(cfg.threads)
     check_reward_tokenizer(cfg.reward_model)
     objective = from_config(cfg.objective)  # unknown hyperparameters fail before SFT
     run_dir = Path(cfg.run_dir)
@@ -225,12 +227,14 @@ def build(cfg: DictConfig, callbacks: tuple = (), checked: bool = False) -> Buil
     if not sampler.scored:
         reward_model = timed(timing, "reward_model", lambda: build_reward_model(cfg, source, policy_path))
     datamodule = ListDataModule(cfg.batch_size, tokenizer.pad_token_id, cfg.seed)
+    evaluator = build_evaluator(cfg, source, generator)
+    sft_evaluation = eval_cache.cache_path(cfg, policy_path, evaluator.prompts) if evaluator else None
     loop = LarpoLoop(
         sampler,
         build_ranker(cfg, reward_model, strategy),
         ReferenceLogps(tokenizer, cfg.reference, policy_path),
         PoolStore(run_dir),
-        build_evaluator(cfg, source, generator),
+        evaluator,
         datamodule,
         Plan(
             iterations,
@@ -238,6 +242,7 @@ def build(cfg: DictConfig, callbacks: tuple = (), checked: bool = False) -> Buil
             cfg.eval.every_iteration,
             run_dir / "checkpoints",
             sharpen=tuple(cfg.eval.sharpen or ()),
+            sft_evaluation=sft_evaluation,
         ),
         started=started,
         phases=timing,

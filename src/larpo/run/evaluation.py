@@ -117,6 +117,17 @@ class Evaluator:
             ref = self.reference(p)
             self.judged_lists.append(list(dict.fromkeys(([ref] if ref else []) + rs)))
 
+    def state(self) -> dict:
+        """The baseline as plain data (the SFT policy's rewards, judged lists and exact
+        distribution): what later evaluations need of it, so a cached SFT evaluation restores it."""
+        exact = self.exact.baseline if self.exact is not None else None
+        return {"baseline_rewards": self.baseline_rewards, "judged_lists": self.judged_lists, "exact": exact}
+
+    def load_state(self, state: dict) -> None:
+        self.baseline_rewards, self.judged_lists = state["baseline_rewards"], state["judged_lists"]
+        if self.exact is not None:
+            self.exact.baseline = state["exact"]
+
     def __call__(self, model, tokenizer) -> dict[str, float]:
         """Metrics of `model`; the first model evaluated becomes the baseline if none is set."""
         if self.exact is not None:
@@ -189,6 +200,17 @@ class SplitEvaluator:
     def set_baseline(self, model, tokenizer) -> None:
         self.test.set_baseline(model, tokenizer)
         self.validation.set_baseline(model, tokenizer)
+
+    @property
+    def prompts(self) -> list[str]:
+        return self.test.prompts + self.validation.prompts
+
+    def state(self) -> dict:
+        return {"test": self.test.state(), "validation": self.validation.state()}
+
+    def load_state(self, state: dict) -> None:
+        self.test.load_state(state["test"])
+        self.validation.load_state(state["validation"])
 
     def __call__(self, model, tokenizer) -> dict[str, float]:
         val = self.validation(model, tokenizer)

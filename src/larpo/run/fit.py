@@ -14,6 +14,7 @@ import larpo
 from larpo import strict_json
 from larpo.config.fields import ConfigError
 from larpo.loggers.finish import finish_logger
+from larpo.run import jobs
 from larpo.run.build import BuiltRun, build
 
 log = logging.getLogger("larpo")
@@ -82,6 +83,7 @@ def fit(r: BuiltRun) -> dict:
     if not r.trainer.is_global_zero:  # under data parallelism rank zero reports for all
         return summary
     (run_dir / "summary.json").write_text(strict_json.dumps(summary, indent=2))
+    jobs.register(summary["config"], run_dir / "summary.json")  # later jobs with this config reuse it
     finish_logger(r.trainer.logger, summary, r.trainer.global_step)
     log.info("seconds per phase: %s", ", ".join(f"{k} {v:.1f}" for k, v in summary["timing"].items()))
     log.info("tokens per second: %s", ", ".join(f"{k} {v:.0f}" for k, v in summary["throughput"].items()))

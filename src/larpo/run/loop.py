@@ -25,6 +25,7 @@ import pytorch_lightning as pl
 from larpo.candidates import CandidateList, PoolStore
 from larpo.models.policy import load_policy
 from larpo.parallel.shard import Shard
+from larpo.run import eval_cache
 from larpo.run.datamodule import ListDataModule
 from larpo.run.evaluation import Evaluator
 from larpo.run.list_stats import list_statistics
@@ -45,6 +46,7 @@ class Plan:
     checkpoint_dir: Path | None = None
     table_rows: int = 8  # ranked lists shown in the logger's table per iteration
     sharpen: tuple[float, ...] = ()  # temperatures of the sharpening-only control (iteration 0)
+    sft_evaluation: Path | None = None  # the SFT policy's cached evaluation (run/eval_cache.py)
 
 
 class LarpoLoop(pl.Callback):
@@ -142,7 +144,10 @@ class LarpoLoop(pl.Callback):
     def _restore(self) -> None:
         """Rebuild the evaluation baseline, the memory and the current iteration's training lists."""
         log.info("[iteration %d/%d] resuming from %s", self.iteration, self.iterations, self.pool.run_dir)
-        if self.evaluator is not None:  # the SFT policy's answers are the win-rate opponents
+        cached = eval_cache.load(self.plan.sft_evaluation) if self.evaluator is not None else None
+        if cached is not None:
+            self.evaluator.load_state(cached["state"])
+        elif self.evaluator is not None:  # the SFT policy's answers are the win-rate opponents
             sft, _ = load_policy(self.reference.initial_path)
             self.evaluator.set_baseline(sft, self.tokenizer)
             del sft
@@ -250,11 +255,7 @@ class LarpoLoop(pl.Callback):
         if self.evaluator is None:
             return
         with self._timed("evaluation", iteration):
-            metrics = self.evaluator(policy, self.tokenizer)
-            if iteration == 0:  # the sharpening-only control: the SFT policy at lower temperatures
-                for t in self.plan.sharpen:
-                    control = self.evaluator.sharpened(policy, self.tokenizer, t)
-                    metrics |= {f"sft_T{t:g}_{k}": v for k, v in control.items()}
+            metrics = self._evaluate_sft(policy) if iteration == 0 else self.evaluator(policy, self.tokenizer)
         row = {"iteration": iteration, **metrics}
         if iteration > 0:
             row["dropped"] = self._dropped
@@ -276,6 +277,21 @@ class LarpoLoop(pl.Callback):
                 {f"eval/{k}": v for k, v in metrics.items()} | {"iteration": iteration},
                 step=trainer.global_step,
             )
+
+    def _evaluate_sft(self, policy) -> dict:
+        """The SFT policy's metrics and the sharpening-only control (the SFT policy at lower
+        temperatures), from the cache when a job with the same policy and evaluation made them."""
+        cached = eval_cache.load(self.plan.sft_evaluation)
+        if cached is not None:
+            self.evaluator.load_state(cached["state"])
+            log.info("[iteration 0/%d] SFT evaluation from the cache: %s", self.iterations, self.plan.sft_evaluation)
+            return cached["metrics"]
+        metrics = self.evaluator(policy, self.tokenizer)
+        for t in self.plan.sharpen:
+            control = self.evaluator.sharpened(policy, self.tokenizer, t)
+            metrics |= {f"sft_T{t:g}_{k}": v for k, v in control.items()}
+        eval_cache.save(self.plan.sft_evaluation, metrics, self.evaluator.state())
+        return metrics
 
     def _log_table(self, trainer, iteration: int, kept: list[CandidateList]) -> None:
         log_table = getattr(trainer.logger, "log_table", None)

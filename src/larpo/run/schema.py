@@ -24,3 +24,4 @@ class Eval:
     every_iteration: bool = True
     exact: bool = True  # exact_* metrics from the policy's distribution, where the world lists its answers
     sharpen: list[float] | None = num(example=0.5, ge=0)  # the SFT policy at these temperatures, untrained
+    cache: bool = True  # the SFT policy's evaluation computed once per (policy, evaluation config)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
@@ -17,6 +18,8 @@ from larpo.run.evaluation import policy_metrics
 def sft_report(cfg: DictConfig) -> dict:
     """The SFT policy's metrics on the held-out pool (T=1, 8 samples; its own baseline)."""
     start = time.perf_counter()
+    if cfg.get("threads"):
+        torch.set_num_threads(cfg.threads)
     source = instantiate(component(cfg.data, "data"))(prompts_per_iteration=0, seed=cfg.seed)
     model, tokenizer = load_policy(initial_policy(cfg, source))
     metrics = policy_metrics(

@@ -1,0 +1,116 @@
+"""Nothing computed twice: the SFT policy's evaluation cached per (policy, evaluation config) and
+restored exactly; a sweep job whose config equals a finished run's (another experiment's) reuses
+its results, the report says so, and `reuse=false` trains it again."""
+
+import json
+from pathlib import Path
+
+import pytest
+from helpers.configs import MICRO, compose_cfg
+from helpers.env import sweep_cli
+from omegaconf import open_dict
+
+from larpo.report.cli import write_report
+from larpo.run import eval_cache, jobs
+from larpo.run.fit import run
+
+
+def test_the_evaluation_key_follows_what_the_evaluation_depends_on(tmp_path):
+    policy = tmp_path / "policy"
+    policy.mkdir()
+    (policy / "model.safetensors").write_bytes(b"x" * 10)
+    prompts = ["1+1=", "2+2="]
+    cfg = compose_cfg(["run_dir=."], tmp_path)
+    base = eval_cache.cache_path(cfg, str(policy), prompts)
+    assert base.parent == Path(cfg.model.cache_dir).expanduser() / "evaluations"
+
+    def key(overrides=(), prompts=prompts, touch=False):
+        c = compose_cfg(["run_dir=.", *overrides], tmp_path)
+        if touch:
+            (policy / "model.safetensors").write_bytes(b"y" * 11)  # a retrained policy
+        return eval_cache.cache_path(c, str(policy), prompts)
+
+    # what the SFT evaluation does not depend on keeps the key
+    assert key(["data.prompts_per_iteration=7", "eval.every_iteration=false", "progress=false", "lr=1"]) == base
+    # what it depends on changes it
+    for changed in (["eval.samples=3"], ["eval.sharpen=[]"], ["seed=1"], ["generator.max_new_tokens=5"]):
+        assert key(changed) != base, changed
+    assert key(prompts=["1+1="]) != base
+    assert key(touch=True) != base
+    assert key(["eval.cache=false"]) is None
+
+
+def test_reusable_configs_ignore_where_and_which_experiment_only():
+    config = {
+        "seed": 0,
+        "lr": 1e-4,
+        "run_dir": "a",
+        "progress": True,
+        "experiment_name": "table3_objectives",
+        "report": {"claims": ["x > y"]},
+        "eval": {"samples": 8, "cache": True},
+        "generator": {"max_new_tokens": 8, "progress": True},
+        "model": {"cache_dir": "/c"},
+    }
+    other = {
+        **config,
+        "run_dir": "b",
+        "progress": False,
+        "experiment_name": "fig3b_temperature",
+        "report": {"claims": []},
+        "eval": {"samples": 8, "cache": False},
+        "generator": {"max_new_tokens": 8, "progress": False},
+    }
+    assert jobs.reusable(config) == jobs.reusable(other)
+    assert jobs.index_path(config) == jobs.index_path(other)
+    assert jobs.index_path(config) != jobs.index_path({**config, "lr": 2e-4})
+    assert jobs.index_path(config) != jobs.index_path({**config, "eval": {"samples": 4, "cache": True}})
+
+
+@pytest.mark.slow
+def test_a_cached_sft_evaluation_gives_the_same_run(tmp_path, cache_dir):
+    """The same micro run three times: the first evaluates the SFT policy and caches it, the second
+    reads it (its log says so), the third (`eval.cache=false`) computes it again. All three
+    histories, the SFT row and every trained row, are equal to the last digit."""
+
+    def micro_run(name, *overrides):
+        cfg = compose_cfg([*MICRO, f"model.cache_dir={cache_dir}", "iterations=1", "beta=0.31", *overrides], tmp_path)
+        with open_dict(cfg):
+            cfg.run_dir = str(tmp_path / name)
+        return run(cfg)
+
+    cold = micro_run("cold")
+    warm = micro_run("warm")
+    fresh = micro_run("fresh", "eval.cache=false")
+    assert warm["history"] == cold["history"] == fresh["history"]
+    assert len(cold["history"]) == 2 and cold["history"][0]["iteration"] == 0
+    assert warm["timing"]["evaluation"] < cold["timing"]["evaluation"]
+    assert list((cache_dir / "evaluations").glob("sft-*.json"))
+
+
+@pytest.mark.slow
+def test_a_job_equal_to_another_experiments_run_reuses_it(tmp_path, cache_dir):
+    """Sweep A runs pairwise and listmle; sweep B (another experiment name) runs listmle and
+    contrastive: B's listmle job reuses A's (no training: no checkpoint), its contrastive job
+    trains; B's report lists the reused row. With reuse=false the same job trains again."""
+    base = [*MICRO, f"model.cache_dir={cache_dir}", "iterations=1", "beta=0.37", "eval.sharpen=[]"]
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    sweep_cli(a, *base, "experiment_name=first", "objective=pairwise,listmle")
+    sweep_cli(b, *base, "experiment_name=second", "objective=listmle,contrastive")
+    first = json.loads((a / "1" / "summary.json").read_text())
+    reused = json.loads((b / "0" / "summary.json").read_text())
+    assert reused["reused_from"] == str((a / "1").resolve())
+    assert reused["history"] == first["history"] and reused["final"] == first["final"]
+    assert reused["config"]["experiment_name"] == "second" and reused["config"]["run_dir"] == str(b / "0")
+    assert not (b / "0" / "checkpoints").exists()  # nothing was trained
+    trained = json.loads((b / "1" / "summary.json").read_text())
+    assert "reused_from" not in trained and (b / "1" / "checkpoints" / "last.ckpt").exists()
+
+    report = write_report(b).read_text()
+    assert "## Reused runs" in report and "1 of 2 jobs" in report and str((a / "1").resolve()) in report
+    assert "reused_from" in (b / "runs.csv").read_text().splitlines()[0]
+
+    sweep_cli(c, *base, "experiment_name=third", "objective=listmle", "reuse=false")
+    again = json.loads((c / "0" / "summary.json").read_text())
+    assert "reused_from" not in again and (c / "0" / "checkpoints" / "last.ckpt").exists()
+    assert again["history"] == first["history"]  # the same config trains to the same numbers
