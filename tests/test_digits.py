@@ -195,3 +195,28 @@ def test_a_digits_run_records_list_statistics_the_control_rows_and_exact_metrics
     assert "| 1 | 1 | " in out and "| 2 | 1 | " in out
     assert f"{h1['list_stats']['three_levels']:.3f}" in out.splitlines()[2]
     assert "SFT greedy accuracy (0.40-0.70)" in out
+
+
+@pytest.mark.parametrize("world", ["arithmetic", "digits"])
+def test_window_scoring_with_a_shared_prompt_cache_equals_scoring_each_pair(micro, world):
+    """The exact evaluation runs each prompt once and shares its KV cache among the window's
+    answers; every answer's log-prob equals scoring the (prompt, answer) pair whole, at T=1 and
+    T=0.5, prompts of several token lengths batched by length, a batch smaller than one window."""
+    from larpo.models.policy import load_policy
+    from larpo.run.build import build_source, initial_policy
+    from larpo.run.evaluation import sequence_logps
+    from larpo.run.exact import window_logps
+    from larpo.sequences import encode_prompt, encode_response
+
+    cfg = micro(f"data={world}")
+    source = build_source(cfg, 4)
+    policy, tok = load_policy(initial_policy(cfg, source))
+    prompts = source.eval[:12]
+    assert len({len(encode_prompt(tok, p)) for p in prompts}) > 1
+    windows = [list(dict.fromkeys(source.answers(p))) for p in prompts]
+    pairs = [(encode_prompt(tok, p), encode_response(tok, a)) for p, w in zip(prompts, windows) for a in w]
+    for t in (1.0, 0.5):
+        whole = sequence_logps(policy, pairs, tok.pad_token_id, temperature=t)
+        for rows in (2048, 7):
+            shared = [x for row in window_logps(policy, tok, prompts, windows, temperature=t, rows=rows) for x in row]
+            assert shared == pytest.approx(whole, abs=1e-4)

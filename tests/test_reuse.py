@@ -3,12 +3,13 @@ restored exactly; a sweep job whose config equals a finished run's (another expe
 its results, the report says so, and `reuse=false` trains it again."""
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 from helpers.configs import MICRO, compose_cfg
 from helpers.env import sweep_cli
-from omegaconf import open_dict
+from omegaconf import OmegaConf, open_dict
 
 from larpo.report.cli import write_report
 from larpo.run import eval_cache, jobs
@@ -114,3 +115,50 @@ def test_a_job_equal_to_another_experiments_run_reuses_it(tmp_path, cache_dir):
     again = json.loads((c / "0" / "summary.json").read_text())
     assert "reused_from" not in again and (c / "0" / "checkpoints" / "last.ckpt").exists()
     assert again["history"] == first["history"]  # the same config trains to the same numbers
+
+
+def test_the_same_run_in_two_paper_experiments_has_one_key(tmp_path):
+    """Table 3's pairwise (candidate_list.size null: as many as it keeps, 2) is Table 4's default
+    list (size 2) and Figure 3b's T=1.0; Table 3's contrastive (null: 4) is Figure 3c's size 4
+    (keep.negatives null: the other 3). Other settings differ."""
+
+    def key(experiment, *overrides):
+        cfg = compose_cfg([f"experiment={experiment}", "run_dir=.", "seed=0", *overrides], tmp_path)
+        return jobs.index_path(OmegaConf.to_container(cfg, resolve=True))
+
+    pairwise = key("table3_objectives", "objective=pairwise")
+    assert (
+        pairwise == key("table4_memorization", "candidate_list=default") == key("fig3b_temperature", "temperature=1.0")
+    )
+    assert key("table3_objectives", "objective=contrastive") == key("fig3c_list_size", "candidate_list.size=4")
+    assert pairwise != key("fig3b_temperature", "temperature=0.5")
+    assert key("fig3c_list_size", "candidate_list.size=6") != key("fig3c_list_size", "candidate_list.size=4")
+    assert pairwise != key("table3_objectives", "objective=pairwise", "seed=1")
+
+
+def test_larpo_processes_share_the_cores(monkeypatch, tmp_path, cache_dir):
+    """Idle OpenMP threads sleep (set before torch loads, unless the user chose), and `threads`
+    sets the torch threads of a run; a bad value stops at compose."""
+    import torch
+
+    from larpo.cli import share_cores
+    from larpo.config.fields import ConfigError
+    from larpo.config.rules import check
+    from larpo.run.build import build
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    share_cores()
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    share_cores()
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
+
+    with pytest.raises(ConfigError, match="threads"):
+        check(compose_cfg(["threads=0", "run_dir=."]))
+    before = torch.get_num_threads()
+    try:
+        cfg = compose_cfg([*MICRO, f"model.cache_dir={cache_dir}", "threads=1", "iterations=1"], tmp_path)
+        build(cfg)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

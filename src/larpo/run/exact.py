@@ -18,11 +18,15 @@ likely window answer).
 
 from __future__ import annotations
 
+import inspect
 import math
+from collections import defaultdict
 from collections.abc import Callable
 
+import torch
+
 from larpo.run.evaluation import sequence_logps
-from larpo.sequences import encode_prompt, encode_response
+from larpo.sequences import encode_prompt, encode_response, unflatten
 
 
 class ExactEvaluator:
@@ -48,18 +52,9 @@ class ExactEvaluator:
         if temperature in (0, 1) and self._cache is not None and self._cache[0] is model:
             probs = self._cache[1]  # the same weights: greedy is the mode of the T=1 distribution
             return probs if temperature == 1 else [mode_only(p) for p in probs]
-        seqs = [
-            (encode_prompt(tokenizer, p), encode_response(tokenizer, a))
-            for p, w in zip(self.prompts, self.windows, strict=True)
-            for a in w
-        ]
         t = temperature if temperature > 0 else 1.0
-        flat = [math.exp(lp) for lp in sequence_logps(model, seqs, tokenizer.pad_token_id, temperature=t)]
-        out, i = [], 0
-        for w in self.windows:
-            probs = flat[i : i + len(w)]
-            i += len(w)
-            out.append(probs)
+        logps = window_logps(model, tokenizer, self.prompts, self.windows, temperature=t)
+        out = [[math.exp(lp) for lp in row] for row in logps]
         if temperature in (0, 1):
             self._cache = (model, out)
         return [mode_only(p) for p in out] if temperature == 0 else out
@@ -77,6 +72,85 @@ class ExactEvaluator:
         if self.baseline is None:
             self.baseline = probs
         return exact_metrics(probs, self.baseline, self.rewards, self.windows, self.truth)
+
+
+@torch.no_grad()
+def window_logps(
+    model, tokenizer, prompts: list[str], windows: list[list[str]], temperature: float = 1.0, rows: int = 2048
+) -> list[list[float]]:
+    """Summed log-probs of every answer (ending with EOS) of every prompt's window, at `temperature`.
+
+    A window's answers share their prompt, so each prompt's forward pass runs once and its KV
+    cache is repeated for its answers: the answers' tokens alone go through the model (about a
+    third of the tokens of scoring prompt + answer pairs in the arithmetic world). Prompts of one
+    token length are batched together (no padding in the cache); answers are right-padded, so
+    every real token sits at its own position. `rows`: answers per forward pass. A model whose
+    forward takes no KV cache scores every (prompt, answer) pair whole instead."""
+    if cache_key(model) is None:
+        seqs = [
+            (encode_prompt(tokenizer, p), encode_response(tokenizer, a)) for p, w in zip(prompts, windows) for a in w
+        ]
+        return unflatten(sequence_logps(model, seqs, tokenizer.pad_token_id, temperature=temperature), windows)
+    was_training = model.training
+    model.eval()
+    pad = tokenizer.pad_token_id
+    prompt_ids = [encode_prompt(tokenizer, p) for p in prompts]
+    answer_ids = [[encode_response(tokenizer, a) for a in w] for w in windows]
+    out = [[0.0] * len(w) for w in windows]
+    by_length: dict[int, list[int]] = defaultdict(list)
+    for i, ids in enumerate(prompt_ids):
+        if windows[i]:
+            by_length[len(ids)].append(i)
+    for members in by_length.values():
+        for group in _fill(members, [len(windows[i]) for i in members], rows):
+            prompt = torch.tensor([prompt_ids[i] for i in group], device=model.device)
+            head = model(input_ids=prompt, attention_mask=torch.ones_like(prompt), use_cache=True)
+            owner = [g for g, i in enumerate(group) for _ in windows[i]]
+            answers = [a for i in group for a in answer_ids[i]]
+            width = max(map(len, answers))
+            ids = torch.full((len(answers), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(answers), width), dtype=torch.long)
+            for r, a in enumerate(answers):
+                ids[r, : len(a)], mask[r, : len(a)] = torch.tensor(a), 1
+            ids, mask = ids.to(model.device), mask.to(model.device)
+            cache = head.get("cache") if head.get("cache") is not None else head.get("past_key_values")
+            owners = torch.tensor(owner, device=model.device)
+            cache.batch_select_indices(owners)  # each answer row gets its prompt's keys and values
+            attention = torch.cat([torch.ones((len(answers), prompt.shape[1]), device=model.device), mask], 1)
+            tail = model(input_ids=ids, attention_mask=attention.long(), use_cache=False, **{cache_key(model): cache})
+            # the answer's first token is predicted by the prompt's last position, the rest by the answer's
+            logits = torch.cat([head.logits[owners, -1:].float(), tail.logits[:, :-1].float()], 1) / temperature
+            # gather minus logsumexp: never materialises a full log-softmax over the vocabulary
+            logp = logits.gather(2, ids.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+            summed = (logp * mask).sum(1).tolist()
+            r = 0
+            for i in group:
+                out[i] = summed[r : r + len(windows[i])]
+                r += len(windows[i])
+    model.train(was_training)
+    return out
+
+
+def cache_key(model) -> str | None:
+    """The keyword a model's forward takes its KV cache by: `cache` (transformers 5.2x) or
+    `past_key_values` (earlier); None for a forward that takes none."""
+    params = inspect.signature(model.forward).parameters
+    if "use_cache" not in params:
+        return None
+    return next((k for k in ("cache", "past_key_values") if k in params), None)
+
+
+def _fill(members: list[int], sizes: list[int], rows: int) -> list[list[int]]:
+    """Consecutive groups of prompts whose windows together hold at most `rows` answers (a prompt
+    with a larger window forms a group of its own)."""
+    groups, current, used = [], [], 0
+    for i, n in zip(members, sizes, strict=True):
+        if current and used + n > rows:
+            groups.append(current)
+            current, used = [], 0
+        current.append(i)
+        used += n
+    return groups + ([current] if current else [])
 
 
 def mode_only(p: list[float]) -> list[float]:

@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 import larpo
 from larpo import strict_json
+from larpo.config.rules import list_size
 
 log = logging.getLogger("larpo")
 
@@ -47,7 +48,21 @@ def reusable(config: dict) -> dict:
     out = {k: v for k, v in comparable(config).items() if k not in REPORT_KEYS}
     if isinstance(out.get("eval"), dict):
         out["eval"] = {k: v for k, v in out["eval"].items() if k != "cache"}
-    return strip(out)
+    return resolve_list(strip(out))
+
+
+def resolve_list(config: dict) -> dict:
+    """The list a run samples and keeps, as numbers: `candidate_list.size: null` (as many as the
+    objective keeps) and `keep.negatives: null` (all but the positives) are the sizes they mean, so
+    Table 3's pairwise with size null is the same run as Table 4's with size 2."""
+    try:
+        k = list_size(OmegaConf.create(config))
+    except (AttributeError, KeyError, TypeError, ValueError):  # not a full run config
+        return config
+    lists = {**config["candidate_list"], "size": k}
+    keep = dict(config["objective"]["keep"])
+    keep["negatives"] = keep.get("negatives") or k - keep["positives"]
+    return {**config, "candidate_list": lists, "objective": {**config["objective"], "keep": keep}}
 
 
 def _container(cfg: DictConfig) -> dict:
