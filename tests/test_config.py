@@ -216,6 +216,12 @@ def test_the_range_test_covers_every_key_it_should():
             ["experiment=table3_objectives"],
             "larpo: experiment=table3_objectives: is a sweep over settings and seeds; add -m: larpo -m experiment=...",
         ),
+        (["+lrr=1e-4"], "larpo: lrr=0.0001: is not a key larpo reads; use lr, or drop it"),
+        (
+            ["+lr_scheduler=cosine"],
+            "larpo: lr_scheduler=cosine: is not a key larpo reads; drop it; `larpo --cfg job` lists every key",
+        ),
+        (["+eval.sample=3"], "larpo: eval.sample=3: is not a key larpo reads; use eval.samples, or drop it"),
     ],
 )
 def test_the_cli_prints_one_line_and_exits_2_without_a_traceback(args, line, tmp_path):

@@ -11,6 +11,8 @@ that trains its own policy), a component which packages it `requires`.
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import importlib.util
 import warnings
 from pathlib import Path
@@ -20,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from larpo.config.fields import ConfigError
 from larpo.config.schema import TrainSchema, register
 from larpo.config.walker import check_keys
+from larpo.run.schema import Eval
 
 
 def validation_size(share: float, held_out: int) -> int:
@@ -94,11 +97,27 @@ def check(cfg: DictConfig, choices: dict | None = None) -> None:
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
         raise ConfigError(missing[0], "???", "is required", f"add {missing[0]}=...")
+    _check_unknown(cfg)
     check_keys(cfg, TrainSchema)
     for rule in (_check_list, _check_eval, _check_model, _check_task, _check_pairs):
         rule(cfg, choices)
     _check_paths(cfg)
     _check_requires(cfg, choices)
+
+
+def _check_unknown(cfg: DictConfig) -> None:
+    """A key the loop never reads (`+lr_scheduler=cosine`, a typo like `+lrr=1e-4`) stops the run:
+    silently ignored, it would be reported as a setting that was never applied. Only the primary
+    config and `eval` are closed: group nodes take their component's own keys."""
+    for node, schema, prefix in ((cfg, TrainSchema, ""), (cfg.get("eval"), Eval, "eval.")):
+        if not isinstance(node, DictConfig):
+            continue
+        known = {f.name for f in dataclasses.fields(schema)} | {"hydra"}
+        for key in node:
+            if key not in known:
+                near = difflib.get_close_matches(str(key), sorted(known), n=1)
+                fix = f"use {prefix}{near[0]}, or drop it" if near else "drop it; `larpo --cfg job` lists every key"
+                raise ConfigError(f"{prefix}{key}", node[key], "is not a key larpo reads", fix)
 
 
 def _check_list(cfg: DictConfig, choices: dict | None) -> None:
