@@ -290,7 +290,8 @@ class LarpoLoop(pl.Callback):
         for t in self.plan.sharpen:
             control = self.evaluator.sharpened(policy, self.tokenizer, t)
             metrics |= {f"sft_T{t:g}_{k}": v for k, v in control.items()}
-        eval_cache.save(self.plan.sft_evaluation, metrics, self.evaluator.state())
+        if self.plan.sft_evaluation is not None:
+            eval_cache.save(self.plan.sft_evaluation, metrics, self.evaluator.state())
         return metrics
 
     def _log_table(self, trainer, iteration: int, kept: list[CandidateList]) -> None:
