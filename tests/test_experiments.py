@@ -46,16 +46,18 @@ def test_experiment_sweeps_seeds_and_has_a_smoke_size(name):
     assert len(params) >= 2 and full.report.baseline  # settings and seeds; compared against a baseline
     assert full.experiment_name == name and full.logger.group == name  # W&B groups the sweep
     assert str(smoke.hydra.sweeper.params.seed) == "0" and smoke.data.prompts_per_iteration < 100
-    if full.report.claims and name in PREREGISTERED:  # chosen in advance: the metric and at least 5 seeds
+    if full.report.get("claims") and name in PREREGISTERED:  # chosen in advance: the metric and at least 5 seeds
         assert full.report.metric and len(str(params.seed).split(",")) >= 5
         assert full.data.prompts_per_iteration == 1024 and not full.eval.every_iteration
         assert full.candidate_list.size == 4  # every objective on the same k=4 lists
-    elif full.report.claims:  # the paper's claims protocol: 5 seeds, half-size prompts, evaluation at the end
+    elif full.report.get("claims"):  # the paper's claims protocol: 5 seeds, half-size prompts, evaluation at the end
         assert str(params.seed) == "0,1,2,3,4"
         assert full.data.prompts_per_iteration == 1024 and not full.eval.every_iteration
         assert full.lr == 1e-4 or (full.report.tune == "lr" and "lr" in params)  # pinned, or chosen per setting
-        if full.report.tune:  # chosen on a validation split, disjoint from the test prompts
-            assert full.eval.validation > 0 and full.report.tune in params
+    if full.report.tune:  # chosen on a validation split, disjoint from the test prompts, among swept values
+        assert full.eval.validation > 0 and full.report.tune_by.startswith("val_")
+        for key in full.report.tune.split():  # `iteration`: the evaluation after each iteration
+            assert key in params or (key == "iteration" and full.eval.every_iteration), key
 
 
 def test_method_sets_the_objective_and_the_protocol():

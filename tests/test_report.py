@@ -263,3 +263,51 @@ def test_per_iteration_history_is_drawn_and_rebuilt_from_csv(tmp_path):
     md.with_name("history.png").unlink()
     rebuilt = write_report(md.with_name("runs.csv"))
     assert rebuilt.with_name("history.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_joint_tuning_over_lr_beta_and_iteration_flags_unbracketed_choices(tmp_path):
+    """Two objectives x lr {1e-5, 1e-4, 1e-3} x beta {0.1, 0.3, 1.0} x 5 seeds, each evaluated
+    after iterations 1-3. On validation, pairwise is best at (1e-4, 0.3, iteration 2), inside every
+    grid; listmle at (1e-3, 0.1, iteration 3), at an end of all three: the report must say the
+    grid does not bracket those. The tables show the test metrics of the
+    chosen evaluation only; rebuilt from the csv files alone, the same."""
+    report = {
+        "baseline": "objective=pairwise",
+        "claims": ["objective=listmle > objective=pairwise"],
+        "tune": "lr beta iteration",
+    }
+    best = {"pairwise": ("0.0001", "0.3", 2), "listmle": ("0.001", "0.1", 3)}
+    i = 0
+    for seed, wobble in enumerate([0.0, 0.01, -0.01, 0.004, -0.004]):
+        for name in ("pairwise", "listmle"):
+            for lr in ("1e-05", "0.0001", "0.001"):
+                for beta in ("0.1", "0.3", "1.0"):
+                    history = [{"iteration": 0, "win_rate_vs_sft": 0.5, "val_win_rate_vs_sft": 0.5}]
+                    for it in (1, 2, 3):
+                        chosen = (lr, beta, it) == best[name]
+                        val = (0.60 if chosen else 0.55 - 0.01 * it) + wobble
+                        test = (0.58 if name == "pairwise" else 0.61) + wobble if chosen else 0.7  # never chosen
+                        history.append({"iteration": it, "win_rate_vs_sft": test, "val_win_rate_vs_sft": val})
+                    job = tmp_path / "sweep" / str(i)
+                    (job / ".hydra").mkdir(parents=True)
+                    overrides = [f"objective={name}", f"lr={lr}", f"beta={beta}", f"seed={seed}"]
+                    (job / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+                    config = {"seed": seed, "experiment_name": "synthetic", "report": report}
+                    summary = {"config": config, "history": history, "final": history[-1], "timing": {"total": 1.0}}
+                    (job / "summary.json").write_text(json.dumps(summary))
+                    i += 1
+    md = write_report(tmp_path / "sweep", tmp_path / "out" / "results.md").read_text()
+    assert "| objective=pairwise | lr=0.0001 beta=0.3 iteration=2 | 0.600 ± 0.009 |" in md
+    assert "| objective=listmle | lr=0.001 beta=0.1 iteration=3 | 0.600 ± 0.009 |" in md
+    assert "| objective=pairwise | lr=0.0001 beta=0.3 iteration=2 | 0.600 ± 0.009 | " in md
+    listmle_row = next(x for x in md.splitlines() if x.startswith("| objective=listmle | lr=0.001"))
+    assert listmle_row.endswith("| lr, beta, iteration |")
+    assert md.splitlines()[[x.startswith("| objective=pairwise | lr=") for x in md.splitlines()].index(True)].endswith(
+        "| none |"
+    )
+    assert "**The grid does not bracket the choice** for objective=listmle (lr, beta, iteration)" in md
+    # the chosen evaluations' test metrics, never the 0.7 of the others
+    assert "| objective=pairwise | 5 | 0.580 ± 0.009 |" in md and "| objective=listmle | 5 | 0.610 ± 0.009 |" in md
+    assert "| objective=listmle > objective=pairwise | 0.030 ± 0.000 | 5 |" in md
+    rebuilt = write_report(tmp_path / "out" / "runs.csv").read_text()
+    assert [x for x in rebuilt.splitlines() if x.startswith("|")] == [x for x in md.splitlines() if x.startswith("|")]

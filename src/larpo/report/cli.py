@@ -19,7 +19,7 @@ from pathlib import Path
 from larpo.report.collect import EXACT, METRICS, collect, read_runs_csv, tune, write_history_csv, write_runs_csv
 from larpo.report.figures import figure, history_figure
 from larpo.report.stats import ALPHA, MARGIN, MOVED
-from larpo.report.tables import claims, claims_table, paired_table, table, tuning_table
+from larpo.report.tables import claims, claims_table, joint_tuning_table, paired_table, table, tuning_table
 
 
 def write_report(source: Path, out: Path | None = None) -> Path:
@@ -77,6 +77,14 @@ def tuning_section(sweep, tuned: list[dict]) -> list[str]:
     if not tuned:
         return []
     key, by = sweep.report["tune"], sweep.report.get("tune_by") or "val_win_rate_vs_sft"
+    keys = key.split()
+    table = tuning_table(tuned, key, by) if len(keys) == 1 else joint_tuning_table(tuned, keys, by)
+    edges = [f"{row['setting']} ({', '.join(row['edges'])})" for row in tuned if row["edges"]]
+    warning = (
+        ["", f"**The grid does not bracket the choice** for {'; '.join(edges)}: extend it past that end."]
+        if edges
+        else []
+    )
     return [
         f"## {key} chosen per setting on the validation split",
         "",
@@ -84,7 +92,8 @@ def tuning_section(sweep, tuned: list[dict]) -> list[str]:
         "the test prompts). Every table, claim and figure below shows the runs of that choice, on the",
         "test prompts. runs.csv holds every run.",
         "",
-        tuning_table(tuned, key, by),
+        table,
+        *warning,
         "",
         "## Test metrics of the chosen runs",
         "",

@@ -172,19 +172,23 @@ def write_runs_csv(sweep: Sweep, path: Path) -> None:
             )
 
 
-HISTORY = ["accuracy_greedy", "accuracy_sampled", "win_rate_vs_sft"]
+HISTORY = ["accuracy_greedy", "accuracy_sampled", "win_rate_vs_sft"]  # first, in this order
+_HISTORY_LABELS = ("experiment", "setting", "seed", "iteration")
 
 
 def write_history_csv(sweep: Sweep, path: Path) -> bool:
-    """Per-iteration metrics of every run (when runs were evaluated after each iteration)."""
+    """Per-iteration metrics of every run (when runs were evaluated after each iteration): every
+    metric, so that `report.tune: ... iteration` can be rebuilt from the csv files alone."""
     rows = [(r, h) for r in sweep.runs for h in r.history]
     if not any(len(r.history) > 2 for r in sweep.runs):
         return False
+    names = sorted({k for _, h in rows for k in h if k != "iteration"}, key=_metric_order)
+    names = [m for m in HISTORY if m in names] + [m for m in names if m not in HISTORY]
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["experiment", "setting", "seed", "iteration", *HISTORY])
+        w.writerow(["experiment", "setting", "seed", "iteration", *names])
         for r, h in rows:
-            w.writerow([sweep.name, r.setting, r.seed, int(h["iteration"]), *[_cell(h.get(m)) for m in HISTORY]])
+            w.writerow([sweep.name, r.setting, r.seed, int(h["iteration"]), *[_cell(h.get(m)) for m in names]])
     return True
 
 
@@ -196,9 +200,8 @@ def read_history_csv(path: Path, sweep: Sweep) -> None:
         for row in csv.DictReader(f):
             run = runs.get((row["setting"], int(row["seed"])))
             if run is not None:
-                run.history.append(
-                    {"iteration": int(row["iteration"]), **{m: float(row[m]) for m in HISTORY if row[m]}}
-                )
+                metrics = {m: float(v) for m, v in row.items() if m not in _HISTORY_LABELS and v}
+                run.history.append({"iteration": int(row["iteration"]), **metrics})
 
 
 def _cell(x) -> str:
@@ -253,18 +256,23 @@ def experiment_report_config(name: str) -> dict:
 
 
 def tune(sweep: Sweep) -> list[dict]:
-    """`report.tune: <key>` (e.g. lr): for every setting of the other overrides, keep only the runs
-    of the value of <key> with the best mean `report.tune_by` (a validation-split metric) over
-    seeds, relabelled without <key>. Everything after (tables, claims, figure) sees those runs, whose
-    test metrics the choice never saw. Returns one row per setting: the scores and the choice."""
-    key = sweep.report.get("tune")
-    if not key:
+    """`report.tune: <keys>` (e.g. `lr`, or `lr beta iteration`): for every setting of the other
+    overrides, keep only the runs of the combination of values of <keys> with the best mean
+    `report.tune_by` (a validation-split metric) over seeds, relabelled without <keys>. `iteration`
+    is the evaluation after that iteration (runs evaluated every iteration): each run counts once
+    per iteration, its metrics those of that evaluation. Everything after (tables, claims, figure)
+    sees the chosen runs, whose test metrics the choice never saw. Returns one row per setting: the
+    scores per combination, the choice, and the keys whose chosen value is at an end of its grid."""
+    keys = (sweep.report.get("tune") or "").split()
+    if not keys:
         return []
     by = sweep.report.get("tune_by") or "val_win_rate_vs_sft"
+    runs = per_iteration(sweep.runs) if "iteration" in keys else sweep.runs
     groups: dict[str, dict[str, list[RunResult]]] = {}
-    for r in sweep.runs:
+    for r in runs:
         parts = parse_setting(r.setting)
-        value = parts.pop(key, None)
+        chosen = {k: parts.pop(k, None) for k in keys}
+        value = chosen[keys[0]] if len(keys) == 1 else " ".join(f"{k}={v}" for k, v in chosen.items())
         label = " ".join(f"{k}={v}" for k, v in parts.items())
         groups.setdefault(label, {}).setdefault(value, []).append(r)
     rows, kept = [], []
@@ -274,10 +282,39 @@ def tune(sweep: Sweep) -> list[dict]:
         if not scored:  # no validation metric: nothing to choose on
             continue
         best = max(scored, key=lambda v: statistics.fmean(scored[v]))
-        rows.append({"setting": label, "scores": scores, "chosen": best})
+        rows.append({"setting": label, "scores": scores, "chosen": best, "edges": grid_edges(keys, scored, best)})
         kept += [dataclasses.replace(r, setting=label) for r in by_value[best]]
     sweep.runs = kept
     return rows
+
+
+def per_iteration(runs: list[RunResult]) -> list[RunResult]:
+    """Each run once per evaluated iteration (1, 2, ...), as the setting plus `iteration=<i>`."""
+    out = []
+    for r in runs:
+        for h in r.history:
+            i = int(h.get("iteration", 0))
+            if i >= 1:
+                metrics = {k: v for k, v in h.items() if k != "iteration"}
+                out.append(dataclasses.replace(r, setting=f"{r.setting} iteration={i}".strip(), final=metrics))
+    return out
+
+
+def grid_edges(keys: list[str], scored: dict[str, list[float]], best: str) -> list[str]:
+    """The numeric keys whose chosen value is the smallest or largest of two or more values tried:
+    the grid does not bracket the choice and should be extended past that end."""
+    if len(keys) == 1:
+        combos = [{keys[0]: v} for v in scored]
+        chosen = {keys[0]: best}
+    else:
+        combos = [parse_setting(v) for v in scored]
+        chosen = parse_setting(best)
+    edges = []
+    for k in keys:
+        values = sorted({as_number(c[k]) for c in combos if as_number(str(c.get(k))) is not None})
+        if len(values) > 1 and as_number(str(chosen.get(k))) in (values[0], values[-1]):
+            edges.append(k)
+    return edges
 
 
 def parse_setting(setting: str) -> dict[str, str]:

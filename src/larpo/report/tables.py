@@ -23,6 +23,26 @@ def tuning_table(rows: list[dict], key: str, by: str) -> str:
     return f"Mean {by} ± 95% CI over seeds, per value of {key}:\n\n" + "\n".join(lines)
 
 
+def joint_tuning_table(rows: list[dict], keys: list[str], by: str) -> str:
+    """Several keys chosen together: per setting the chosen combination, its score, the runner-up,
+    and the keys whose chosen value sits at an end of the values tried."""
+    lines = [
+        f"Mean {by} ± 95% CI over seeds of the best and second-best combination of {', '.join(keys)}:",
+        "",
+        "| setting | chosen | score | runner-up | score | chosen at an end of its grid |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        ranked = sorted((v for v in row["scores"] if row["scores"][v]), key=lambda v: -mean_ci(row["scores"][v])[0])
+        second = ranked[1] if len(ranked) > 1 else None
+        edges = ", ".join(row["edges"]) or "none"
+        lines.append(
+            f"| {row['setting']} | {row['chosen']} | {cell(row['scores'][row['chosen']])} "
+            f"| {second or 'n/a'} | {cell(row['scores'][second]) if second else 'n/a'} | {edges} |"
+        )
+    return "\n".join(lines)
+
+
 def _fmt(m: float, h: float | None) -> str:
     return f"{m:.3f}" if h is None else f"{m:.3f} ± {h:.3f}"
 
