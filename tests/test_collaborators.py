@@ -6,6 +6,7 @@ import copy
 from types import SimpleNamespace
 
 import pytest
+from helpers.configs import compose_cfg
 from helpers.fakes import ScriptedGenerator, TableReward, candidate_list
 
 from larpo.data.contract import Source
@@ -226,3 +227,22 @@ def test_the_erased_control_is_an_objective_option_with_the_same_loss(objective,
     ranker = build_ranker(cfg, None, TopAndBottom())
     assert ranker.erase_below_top is erased and (ranker.positives, ranker.negatives) == (2, 2)
     assert from_config(cfg.objective).fn.func.__name__ == "listmle"
+
+
+def test_the_learning_rate_schedule_and_its_step_estimate():
+    """Warm-up then constant, linear or cosine decay to 0 at the run's estimated last step; the
+    estimate counts every iteration's prompts, epochs, batch size and gradient accumulation."""
+    from larpo.run.build import lr_schedule
+    from larpo.run.module import LRSchedule
+
+    linear = LRSchedule(warmup=10, total=110, kind="linear")
+    assert [linear(s) for s in (0, 9, 10, 60, 110, 200)] == pytest.approx([0.1, 1.0, 1.0, 0.5, 0.0, 0.0])
+    cosine = LRSchedule(warmup=0, total=100, kind="cosine")
+    assert [cosine(s) for s in (0, 50, 100)] == pytest.approx([1.0, 0.5, 0.0])
+    assert LRSchedule().constant and not LRSchedule(warmup=5).constant and LRSchedule(warmup=5)(100) == 1.0
+
+    cfg = compose_cfg(["optimizer.warmup_ratio=0.1", "optimizer.schedule=cosine", "run_dir=."])
+    # 3 iterations x 2 epochs x ceil(2048 prompts / 32) batches
+    assert lr_schedule(cfg) == LRSchedule(warmup=38, total=384, kind="cosine")
+    cfg = compose_cfg(["trainer.accumulate_grad_batches=4", "offline=true", "run_dir=."])
+    assert lr_schedule(cfg).total == 1 * 2 * 48  # one round of 3 x 2048 prompts, 192 batches, 48 steps

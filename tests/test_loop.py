@@ -197,3 +197,18 @@ def test_reference_initial_keeps_the_sft_policy(micro):
     stored = torch.tensor([lp for it in lists for lp in it.ref_logps])
     assert torch.allclose(response_logps(sft, collate(seqs, 0)), stored, atol=1e-4)
     assert not torch.allclose(response_logps(behaviour, collate(seqs, 0)), stored, atol=1e-4)
+
+
+def test_warmup_decay_and_weight_decay_reach_the_optimizer(micro):
+    """`optimizer.*` is applied, not ignored: AdamW's weight decay, a warm-up from 0 and a linear
+    decay to 0 at the run's estimated last step (6 here: 2 iterations x 1 epoch x 3 batches)."""
+    from larpo.run.build import build
+    from larpo.run.fit import fit
+
+    r = build(micro("optimizer.weight_decay=0.01", "optimizer.warmup_ratio=0.5", "optimizer.schedule=linear"))
+    assert (r.module.schedule.warmup, r.module.schedule.total) == (3, 6)
+    fit(r)
+    group = r.trainer.optimizers[0].param_groups[0]
+    assert group["weight_decay"] == 0.01
+    steps = r.trainer.global_step
+    assert 0 < steps <= 6 and group["lr"] == pytest.approx(r.cfg.lr * r.module.schedule(steps))

@@ -234,3 +234,21 @@ def test_optional_package_classes_name_the_package():
         VLLMGenerator("x", work_dir="y")
     with pytest.raises(ImportError, match="pip install llm-blender"):
         PairRMReward()
+
+
+def test_a_local_gsm8k_file_is_not_held_out_whole(tmp_path):
+    """gsm8k's `eval_path: ${.path}` names a hub id's test split; with a local file (no splits) it
+    used to hold out every question and train on none. Now the held-out questions are drawn from
+    the file, the file is read once, and holding out all of it stops in one line."""
+    from larpo.config.fields import ConfigError
+    from larpo.data.gsm8k import gsm8k
+
+    path = str(FIXTURES / "gsm8k.jsonl")
+    lines = [line for line in (FIXTURES / "gsm8k.jsonl").read_text().splitlines() if line.strip()]
+    common = dict(subset=None, split="train", eval_split="test", question_key="question", answer_key="answer")
+    source = gsm8k(path, eval_path=path, prompts_per_iteration=100, eval_prompts=3, eval_seed=1, seed=0, **common)
+    assert len(source.eval) == 3 and not set(source.eval) & set(source.train)
+    assert len(source.eval) + len(set(source.train)) == len(lines) - 1  # one bad line skipped
+    assert source.report["lines_read"] == len(lines)  # read once
+    with pytest.raises(ConfigError, match="holds out all .* prompts of data.path, leaving none to train on"):
+        gsm8k(path, eval_path=path, prompts_per_iteration=100, eval_prompts=1319, eval_seed=1, seed=0, **common)

@@ -74,6 +74,12 @@ class Reference(enum.Enum):
     none = "none"  # reference-free objectives only
 
 
+class Schedule(enum.Enum):
+    constant = "constant"  # the learning rate after warm-up, unchanged
+    linear = "linear"  # linear decay to 0 at the run's last step
+    cosine = "cosine"  # cosine decay to 0 at the run's last step
+
+
 class Memory(enum.Enum):
     current = "current"
     previous = "previous"

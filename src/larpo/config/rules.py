@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from larpo.config.fields import ConfigError
 from larpo.config.schema import TrainSchema, register
 from larpo.config.walker import check_keys
-from larpo.run.schema import Eval
+from larpo.run.schema import Eval, Optimizer
 
 
 def validation_size(share: float, held_out: int) -> int:
@@ -108,8 +108,9 @@ def check(cfg: DictConfig, choices: dict | None = None) -> None:
 def _check_unknown(cfg: DictConfig) -> None:
     """A key the loop never reads (`+lr_scheduler=cosine`, a typo like `+lrr=1e-4`) stops the run:
     silently ignored, it would be reported as a setting that was never applied. Only the primary
-    config and `eval` are closed: group nodes take their component's own keys."""
-    for node, schema, prefix in ((cfg, TrainSchema, ""), (cfg.get("eval"), Eval, "eval.")):
+    config, `eval` and `optimizer` are closed: group nodes take their component's own keys."""
+    closed = ((cfg, TrainSchema, ""), (cfg.get("eval"), Eval, "eval."), (cfg.get("optimizer"), Optimizer, "optimizer."))
+    for node, schema, prefix in closed:
         if not isinstance(node, DictConfig):
             continue
         known = {f.name for f in dataclasses.fields(schema)} | {"hydra"}

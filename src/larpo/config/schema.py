@@ -19,7 +19,7 @@ from larpo.objectives.schema import ObjectiveSchema
 from larpo.parallel.schema import TrainerSchema
 from larpo.report.schema import Report
 from larpo.rewards.schema import RewardModelSchema
-from larpo.run.schema import CandidateListSchema, Eval
+from larpo.run.schema import CandidateListSchema, Eval, Optimizer
 
 
 @dataclass
@@ -37,6 +37,7 @@ class TrainSchema:
     offline: bool = False
     reference: Reference = Reference.behavior
     eval: Eval = field(default_factory=Eval)
+    optimizer: Optimizer = field(default_factory=Optimizer)
     threads: int | None = at_least(1)  # null: torch's default (the cores); idle OpenMP threads sleep
     progress: bool = True
     save_policy: bool = True
@@ -59,7 +60,7 @@ class TrainSchema:
 GROUP_SCHEMAS = {
     f.name: f.default_factory
     for f in dataclasses.fields(TrainSchema)
-    if f.default_factory is not dataclasses.MISSING and f.name not in ("eval", "report")
+    if f.default_factory is not dataclasses.MISSING and f.name not in ("eval", "report", "optimizer")
 }
 
 

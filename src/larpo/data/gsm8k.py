@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from larpo.data.answers import answers_match
 from larpo.data.contract import Source
-from larpo.data.records import files_report, read_records, require_prompts, split_held_out
+from larpo.data.records import eval_file, files_report, read_records, require_prompts, split_held_out
 
 
 def gsm8k(
@@ -22,6 +22,7 @@ def gsm8k(
     seed: int,
 ) -> Source:
     """GSM8K-style question/answer records; the answer is the reference (verifier, negatives, evaluation)."""
+    eval_path = eval_file(path, eval_path)
     files = [read_records(path, split, subset)] + ([read_records(eval_path, eval_split, subset)] if eval_path else [])
     answers, questions = {}, [[] for _ in files]
     for part, records in zip(questions, files, strict=True):

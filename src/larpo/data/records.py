@@ -92,12 +92,34 @@ def sample_unique(items: list[str], n: int | None, seed: int) -> list[str]:
     return random.Random(seed).sample(items, n)
 
 
+def eval_file(path: str, eval_path: str | None) -> str | None:
+    """The held-out file, or None to hold prompts out of `path`. A local file has no splits, so
+    `eval_path` naming the training file itself (e.g. gsm8k's `eval_path: ${.path}`, meant for a
+    hub id's test split) would hold out the very prompts trained on: it means "hold out of it"."""
+    if (
+        eval_path
+        and Path(eval_path).expanduser().is_file()
+        and Path(eval_path).expanduser().resolve() == (Path(path).expanduser().resolve())
+    ):
+        log.info("data.eval_path is data.path, a local file without splits: held-out prompts are drawn from it")
+        return None
+    return eval_path
+
+
 def split_held_out(prompts, n_train, n_eval, seed, eval_seed, eval_prompts_given):
-    """Training and held-out prompts: the eval file's when given, else a seeded hold-out."""
+    """Training and held-out prompts: the eval file's when given, else a seeded hold-out that must
+    leave prompts to train on."""
     pool = eval_prompts_given if eval_prompts_given is not None else prompts
     held_out = sample_unique(pool, n_eval, eval_seed) if n_eval else []
     excluded = set(held_out)
     train = [p for p in dict.fromkeys(prompts) if p not in excluded]
+    if eval_prompts_given is None and prompts and not train:
+        raise ConfigError(
+            "data.eval_prompts",
+            n_eval,
+            f"holds out all {len(set(prompts))} prompts of data.path, leaving none to train on",
+            f"use data.eval_prompts<{len(set(prompts))} (e.g. a fifth of them), or give data.eval_path",
+        )
     return sample_unique(train, n_train, seed), held_out
 
 

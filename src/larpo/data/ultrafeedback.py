@@ -4,7 +4,7 @@ and AlpacaEval)."""
 from __future__ import annotations
 
 from larpo.data.contract import Source
-from larpo.data.records import files_report, prompts_of, read_records, require_prompts, split_held_out
+from larpo.data.records import eval_file, files_report, prompts_of, read_records, require_prompts, split_held_out
 
 
 def ultrafeedback(
@@ -18,6 +18,7 @@ def ultrafeedback(
     seed: int,
 ) -> Source:
     """Chat-format prompts with no gold judge: evaluate with larpo-generate and AlpacaEval."""
+    eval_path = eval_file(path, eval_path)
     files = [read_records(path, split)] + ([read_records(eval_path, eval_split)] if eval_path else [])
     prompts = [prompts_of(f) for f in files]
     require_prompts(files[0], prompts[0], "data.path")

@@ -16,6 +16,7 @@ class TrainerSchema:
     precision: str = "32-true"
     log_every_n_steps: int = at_least(1, 10)
     gradient_clip_val: float | None = num(example=1.0, ge=0)
+    accumulate_grad_batches: int = at_least(1, 1)  # optimizer step every N batches (effective batch N x batch_size)
     requires: dict[str, str] | None = None
     shards_parameters: bool = False  # FSDP: the policy's weights live in shards across ranks
     capabilities: typing.ClassVar = ("requires", "shards_parameters")

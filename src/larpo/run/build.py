@@ -9,6 +9,7 @@ source carries its judge, its task and its SFT stage.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from collections.abc import Callable
@@ -39,7 +40,7 @@ from larpo.run.datamodule import ListDataModule
 from larpo.run.evaluation import Evaluator, SplitEvaluator
 from larpo.run.exact import ExactEvaluator
 from larpo.run.loop import LarpoLoop, Plan
-from larpo.run.module import LarpoModule
+from larpo.run.module import LarpoModule, LRSchedule
 from larpo.run.ranking import Ranker
 from larpo.run.reference import ReferenceLogps
 from larpo.run.sampling import CandidateSampler, GivenLists, SamplingSpec
@@ -97,6 +98,17 @@ def timed(timing: dict[str, float], phase: str, make: Callable):
     out = make()
     timing[phase] = timing.get(phase, 0.0) + time.perf_counter() - start
     return out
+
+
+def lr_schedule(cfg: DictConfig) -> LRSchedule:
+    """The optimizer steps of the run, estimated before any list exists (every prompt kept; lists
+    dropped later only end the schedule early), and the warm-up's share of them."""
+    iterations, n_prompts = schedule(cfg)
+    world = cfg.trainer.devices if isinstance(cfg.trainer.devices, int) and cfg.trainer.devices > 0 else 1
+    per_epoch = math.ceil(n_prompts / (cfg.batch_size * world))
+    steps = iterations * cfg.epochs_per_iteration * math.ceil(per_epoch / cfg.trainer.get("accumulate_grad_batches", 1))
+    opt = cfg.optimizer
+    return LRSchedule(warmup=int(opt.warmup_ratio * steps), total=steps, kind=str(opt.schedule))
 
 
 def build_source(cfg: DictConfig, prompts_per_iteration: int) -> Source:
@@ -248,5 +260,5 @@ def build(cfg: DictConfig, callbacks: tuple = (), checked: bool = False) -> Buil
         phases=timing,
         judge=source.judge,
     )
-    module = LarpoModule(policy, objective, lr=cfg.lr, beta=cfg.beta)
+    module = LarpoModule(policy, objective, cfg.lr, cfg.beta, cfg.optimizer.weight_decay, lr_schedule(cfg))
     return BuiltRun(cfg, build_trainer(cfg, loop, callbacks), module, datamodule, loop, generator, source.report)

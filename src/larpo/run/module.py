@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 import pytorch_lightning as pl
 import torch
 
@@ -11,6 +14,29 @@ from larpo.parallel.fsdp import full_copy, is_sharded, shard_policy
 from larpo.sequences import response_logps
 
 
+@dataclass(frozen=True)
+class LRSchedule:
+    """The learning rate's factor at each optimizer step: a linear warm-up over `warmup` steps, then
+    constant, or a linear or cosine decay to 0 at `total` (the run's steps, estimated in advance:
+    every iteration's lists are sampled during the run)."""
+
+    warmup: int = 0
+    total: int = 1
+    kind: str = "constant"
+
+    @property
+    def constant(self) -> bool:
+        return self.warmup == 0 and self.kind == "constant"
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup:
+            return (step + 1) / self.warmup
+        if self.kind == "constant":
+            return 1.0
+        done = min(1.0, (step - self.warmup) / max(1, self.total - self.warmup))
+        return 1.0 - done if self.kind == "linear" else 0.5 * (1.0 + math.cos(math.pi * done))
+
+
 class LarpoModule(pl.LightningModule):
     """Trains the policy on ranked lists with a ranking objective.
 
@@ -18,10 +44,19 @@ class LarpoModule(pl.LightningModule):
     reference log-probs come precomputed with the batch (no reference forward in a step).
     """
 
-    def __init__(self, policy, objective: Objective, lr: float, beta: float, weight_decay: float = 0.0):
+    def __init__(
+        self,
+        policy,
+        objective: Objective,
+        lr: float,
+        beta: float,
+        weight_decay: float = 0.0,
+        schedule: LRSchedule | None = None,
+    ):
         super().__init__()
         self.policy, self.objective = policy.train(), objective
         self.lr, self.beta, self.weight_decay = lr, beta, weight_decay
+        self.schedule = schedule or LRSchedule()
         self.tokens = torch.zeros((), dtype=torch.long)  # real tokens trained on, for tokens/s
 
     def list_logps(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -59,4 +94,11 @@ class LarpoModule(pl.LightningModule):
 
     def configure_optimizers(self):
         trainable = [p for p in self.policy.parameters() if p.requires_grad]  # LoRA: the adapters only
-        return torch.optim.AdamW(trainable, lr=self.lr, weight_decay=self.weight_decay)
+        opt = torch.optim.AdamW(trainable, lr=self.lr, weight_decay=self.weight_decay)
+        if self.schedule.constant:
+            return opt
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, self.schedule)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def on_train_batch_start(self, batch, batch_idx):
+        self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], batch_size=batch["mask"].shape[0])

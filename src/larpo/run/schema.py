@@ -1,10 +1,10 @@
-"""The schema of the loop's own keys: the `candidate_list` group and `eval`."""
+"""The schema of the loop's own keys: the `candidate_list` group, `eval` and `optimizer`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from larpo.config.fields import Memory, at_least, num, positive
+from larpo.config.fields import Memory, Schedule, at_least, num, positive
 
 
 @dataclass
@@ -25,3 +25,10 @@ class Eval:
     exact: bool = True  # exact_* metrics from the policy's distribution, where the world lists its answers
     sharpen: list[float] | None = num(example=0.5, ge=0)  # the SFT policy at these temperatures, untrained
     cache: bool = True  # the SFT policy's evaluation computed once per (policy, evaluation config)
+
+
+@dataclass
+class Optimizer:
+    weight_decay: float = num(0.0, example=0.01, ge=0)  # AdamW's decoupled weight decay
+    warmup_ratio: float = num(0.0, example=0.1, ge=0, lt=1)  # share of the run's steps warming up linearly
+    schedule: Schedule = Schedule.constant  # after warm-up: constant, or linear / cosine decay to 0
