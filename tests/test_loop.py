@@ -212,3 +212,33 @@ def test_warmup_decay_and_weight_decay_reach_the_optimizer(micro):
     assert group["weight_decay"] == 0.01
     steps = r.trainer.global_step
     assert 0 < steps <= 6 and group["lr"] == pytest.approx(r.cfg.lr * r.module.schedule(steps))
+
+
+def test_training_signals_are_logged_even_in_a_short_run(micro, tmp_path):
+    """Each epoch logs the means of the training signals, so a run shorter than
+    log_every_n_steps still has them; the loss is the ranking term plus sft_weight x the NLL term."""
+    import csv
+
+    from larpo.run.build import build
+    from larpo.run.fit import fit
+
+    r = build(micro("logger=csv", "trainer.log_every_n_steps=50", "sft_weight=2"))
+    summary = fit(r)
+    # per iteration: every sample's mean reward and mean length in tokens (duplicates and empty
+    # answers included, as generated; the pool file keeps distinct non-empty ones)
+    stats = summary["history"][-1]["list_stats"]
+    samples = [(resp, w) for lst in r.loop.history[-1].values() for resp, w in zip(lst.responses, lst.rewards)]
+    assert len(samples) == 24 * 4  # every prompt's k samples
+    assert stats["sample_reward"] == pytest.approx(sum(w for _, w in samples) / len(samples))
+    lengths = [len(r.loop.tokenizer(resp, add_special_tokens=False)["input_ids"]) for resp, _ in samples]
+    assert stats["sample_tokens"] == pytest.approx(sum(lengths) / len(lengths))
+    rows = list(csv.DictReader(open(next((tmp_path / "run" / "csv").rglob("metrics.csv")))))
+    epochs = [row for row in rows if row.get("train/loss_epoch")]
+    assert len(epochs) == 2  # 2 iterations x 1 epoch
+    names = ["loss", "nll_top", "ranking_loss", "reward_margin", "reward_top", "reward_bottom", "logp_top"]
+    names += ["logp_bottom", "pair_accuracy", "logratio", "grad_norm"]
+    for row in epochs:
+        values = {n: float(row[f"train/{n}_epoch"]) for n in names}
+        assert values["loss"] == pytest.approx(values["ranking_loss"] + 2 * values["nll_top"], rel=1e-4, abs=1e-5)
+        assert values["reward_margin"] == pytest.approx(values["reward_top"] - values["reward_bottom"], abs=1e-5)
+        assert values["grad_norm"] > 0 and 0 <= values["pair_accuracy"] <= 1

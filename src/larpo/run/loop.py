@@ -11,6 +11,7 @@ iteration the policy is evaluated by the gold judge (`Evaluator`).
 from __future__ import annotations
 
 import logging
+import math
 import os
 import shutil
 import time
@@ -234,7 +235,7 @@ class LarpoLoop(pl.Callback):
         self.pool.write(iteration, ranked.pool)
         self.datamodule.set_lists(items)
         self._dropped = dict(ranked.dropped)
-        self._lists = list_statistics(ranked.pool, len(ranked.kept), self.judge)
+        self._lists = list_statistics(ranked.pool, len(ranked.kept), self.judge) | self._samples(current)
         self.pool.write_stats(iteration, {"iteration": iteration, "dropped": self._dropped, **self._lists})
         log.info(
             "[iteration %d/%d] %d lists to train on, dropped %s",
@@ -250,6 +251,19 @@ class LarpoLoop(pl.Callback):
                 step=trainer.global_step,
             )
         self._log_table(trainer, iteration, ranked.kept)
+
+    def _samples(self, current: dict[str, CandidateList]) -> dict[str, float]:
+        """This iteration's samples: their mean reward-model score and their mean length in tokens
+        (a policy that learns to answer shorter or longer shows here first)."""
+        responses = [r for lst in current.values() for r in lst.responses]
+        rewards = [w for lst in current.values() for w in (lst.rewards or []) if w is not None and math.isfinite(w)]
+        if not responses:
+            return {}
+        lengths = [len(ids) for ids in self.tokenizer(responses, add_special_tokens=False)["input_ids"]]
+        out = {"sample_tokens": sum(lengths) / len(lengths)}
+        if rewards:
+            out["sample_reward"] = sum(rewards) / len(rewards)
+        return out
 
     def _evaluate(self, trainer, policy, iteration: int) -> None:
         if self.evaluator is None:

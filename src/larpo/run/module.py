@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pytorch_lightning as pl
 import torch
 
-from larpo.objectives.binding import Objective
+from larpo.objectives.binding import Objective, sft_term
 from larpo.objectives.common import best_worst, implicit_reward, prefers
 from larpo.parallel.fsdp import full_copy, is_sharded, shard_policy
 from larpo.sequences import response_logps
@@ -70,17 +70,46 @@ class LarpoModule(pl.LightningModule):
         logps = self.list_logps(batch)
         mask, ref = batch["mask"], batch["ref_logps"]
         loss = self.objective(logps, ref, mask, batch["lengths"], batch["rewards"])
-        with torch.no_grad():
-            gamma = implicit_reward(logps, ref, mask, self.beta)
-            pairs = prefers(batch["rewards"], mask)
-            correct = (gamma.unsqueeze(2) > gamma.unsqueeze(1)) & pairs
-            best, worst = best_worst(gamma, mask)
-            margin = best - worst
-        n = mask.shape[0]
-        self.log("train/loss", loss, prog_bar=True, batch_size=n)
-        self.log("train/reward_margin", margin.mean(), batch_size=n)
-        self.log("train/pair_accuracy", correct.sum() / pairs.sum().clamp(min=1), batch_size=n)
+        self.log_signals(loss, logps, ref, batch)
         return loss
+
+    @torch.no_grad()
+    def log_signals(self, loss, logps, ref, batch) -> None:
+        """What a researcher reads while training (as TRL logs it), per step and as epoch means:
+        the loss and its two terms apart, the implicit rewards and log-probs of the top and bottom
+        candidates, their margin and pair accuracy, and the mean log(pi / pi_ref) of the candidates
+        (how far the policy has moved from its reference on them; with reference=behavior it starts
+        at 0 every iteration)."""
+        mask = batch["mask"]
+        gamma = implicit_reward(logps, ref, mask, self.beta)
+        pairs = prefers(batch["rewards"], mask)
+        correct = (gamma.unsqueeze(2) > gamma.unsqueeze(1)) & pairs
+        reward_top, reward_bottom = best_worst(gamma, mask)
+        logp_top, logp_bottom = best_worst(logps, mask)
+        nll = sft_term(logps, mask.bool(), batch["lengths"])
+        signals = {
+            "loss": loss,
+            "nll_top": nll,
+            "ranking_loss": loss - self.objective.sft_weight * nll,
+            "reward_margin": (reward_top - reward_bottom).mean(),
+            "reward_top": reward_top.mean(),
+            "reward_bottom": reward_bottom.mean(),
+            "logp_top": logp_top.mean(),
+            "logp_bottom": logp_bottom.mean(),
+            "pair_accuracy": correct.sum() / pairs.sum().clamp(min=1),
+        }
+        if ref is not None:
+            signals["logratio"] = ((logps - ref) * mask).sum() / mask.sum().clamp(min=1)
+        n = mask.shape[0]
+        for name, value in signals.items():
+            self.log(f"train/{name}", value, prog_bar=name == "loss", batch_size=n, on_step=True, on_epoch=True)
+
+    def on_before_optimizer_step(self, optimizer):
+        if is_sharded(self.policy):  # each rank holds a shard of the gradients: no local total
+            return
+        norms = [p.grad.detach().norm(2) for p in self.policy.parameters() if p.grad is not None]
+        if norms:  # before clipping: the norm the step would have had
+            self.log("train/grad_norm", torch.linalg.vector_norm(torch.stack(norms)), on_step=True, on_epoch=True)
 
     def configure_model(self):
         """Under `trainer=fsdp` (a ModelParallelStrategy sets the device mesh): shard the policy."""
