@@ -39,6 +39,11 @@ def test_the_evaluation_key_follows_what_the_evaluation_depends_on(tmp_path):
     assert key(prompts=["1+1="]) != base
     assert key(touch=True) != base
     assert key(["eval.cache=false"]) is None
+    # the device and the thread count change floating-point sums: part of the key
+    with_hw = eval_cache.cache_path(cfg, str(policy), prompts, {"device": "cpu", "threads": 2})
+    assert with_hw != base and with_hw != eval_cache.cache_path(
+        cfg, str(policy), prompts, {"device": "cpu", "threads": 1}
+    )
 
 
 def test_reusable_configs_ignore_where_and_which_experiment_only():

@@ -240,7 +240,8 @@ def build(cfg: DictConfig, callbacks: tuple = (), checked: bool = False) -> Buil
         reward_model = timed(timing, "reward_model", lambda: build_reward_model(cfg, source, policy_path))
     datamodule = ListDataModule(cfg.batch_size, tokenizer.pad_token_id, cfg.seed)
     evaluator = build_evaluator(cfg, source, generator)
-    sft_evaluation = eval_cache.cache_path(cfg, policy_path, evaluator.prompts) if evaluator else None
+    hardware = {"device": accelerator_device(cfg.trainer) or "cpu", "threads": torch.get_num_threads()}
+    sft_evaluation = eval_cache.cache_path(cfg, policy_path, evaluator.prompts, hardware) if evaluator else None
     loop = LarpoLoop(
         sampler,
         build_ranker(cfg, reward_model, strategy),

@@ -6,7 +6,8 @@ baseline later evaluations compare against (its samples' rewards, judged lists, 
 are the same numbers in every job. The first job stores them in
 `<model.cache_dir>/evaluations/<key>.json`; the others read them. The key hashes everything those
 numbers depend on: the policy (its path and the size and modification time of its files), the
-held-out prompts themselves, the data, eval and generator nodes, and the seed. `eval.cache=false`
+held-out prompts themselves, the data, eval and generator nodes, the seed, the device and the
+number of torch threads. `eval.cache=false`
 computes them in every job.
 """
 
@@ -38,8 +39,10 @@ def policy_identity(path: str) -> list:
     ]
 
 
-def cache_path(cfg: DictConfig, policy_path: str, prompts: list[str]) -> Path | None:
-    """Where the SFT evaluation of this run is cached; None with `eval.cache=false`."""
+def cache_path(cfg: DictConfig, policy_path: str, prompts: list[str], hardware: dict | None = None) -> Path | None:
+    """Where the SFT evaluation of this run is cached; None with `eval.cache=false`. `hardware`
+    (the device and the torch thread count) is part of the key: they change the order of
+    floating-point sums, so a cached evaluation is the one this process would compute, to the digit."""
     if not cfg.eval.get("cache", True):
         return None
 
@@ -55,6 +58,7 @@ def cache_path(cfg: DictConfig, policy_path: str, prompts: list[str]) -> Path | 
         "eval": node("eval", ("every_iteration", "cache")),
         "generator": node("generator", ("progress",)),
         "seed": cfg.seed,
+        "hardware": hardware or {},
     }
     key = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
     return Path(cfg.model.cache_dir).expanduser() / "evaluations" / f"sft-{key}.json"

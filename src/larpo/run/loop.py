@@ -238,11 +238,13 @@ class LarpoLoop(pl.Callback):
         self._lists = list_statistics(ranked.pool, len(ranked.kept), self.judge) | self._samples(current)
         self.pool.write_stats(iteration, {"iteration": iteration, "dropped": self._dropped, **self._lists})
         log.info(
-            "[iteration %d/%d] %d lists to train on, dropped %s",
+            "[iteration %d/%d] %d lists to train on, dropped %s; samples: mean reward %.3f, %.1f tokens",
             iteration,
             self.iterations,
             len(items),
             self._dropped or "none",
+            self._lists.get("sample_reward", math.nan),
+            self._lists.get("sample_tokens", math.nan),
         )
         if trainer.logger is not None:
             trainer.logger.log_metrics(
