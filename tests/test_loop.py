@@ -242,3 +242,22 @@ def test_training_signals_are_logged_even_in_a_short_run(micro, tmp_path):
         assert values["loss"] == pytest.approx(values["ranking_loss"] + 2 * values["nll_top"], rel=1e-4, abs=1e-5)
         assert values["reward_margin"] == pytest.approx(values["reward_top"] - values["reward_bottom"], abs=1e-5)
         assert values["grad_norm"] > 0 and 0 <= values["pair_accuracy"] <= 1
+
+
+def test_answers_cut_at_max_new_tokens_are_counted_and_warned_about(micro, caplog):
+    """With generator.max_new_tokens=2 every answer of two characters or more is cut before its
+    end-of-sequence token; the iteration's `truncated` share counts at least those (a cut answer
+    that drew a special token decodes shorter), and the log says to raise the cap."""
+    import logging
+
+    from larpo.run.build import build
+    from larpo.run.fit import fit
+
+    r = build(micro("generator.max_new_tokens=2", "iterations=1"))
+    with caplog.at_level(logging.WARNING, logger="larpo"):
+        summary = fit(r)
+    samples = [resp for lst in r.loop.history[-1].values() for resp in lst.responses]
+    cut = [len(r.loop.tokenizer(resp, add_special_tokens=False)["input_ids"]) == 2 for resp in samples]
+    share = summary["history"][-1]["list_stats"]["truncated"]
+    assert sum(cut) / len(cut) <= share <= 1 and share > 0.1
+    assert "hit generator.max_new_tokens=2 before ending" in caplog.text

@@ -9,7 +9,7 @@ class ScriptedGenerator:
 
     def __init__(self, script: dict[str, list[str]]):
         self.script, self.calls = script, []
-        self.tokens, self.seconds = 0, 0.0
+        self.tokens, self.seconds, self.sequences, self.truncated = 0, 0.0, 0, 0
 
     def __call__(self, model, tokenizer, prompts, k, temperature, seed, desc="generate", shard=(0, 1)):
         self.calls.append({"prompts": list(prompts), "k": k, "temperature": temperature, "seed": seed})

@@ -3,7 +3,9 @@
 Each option of the `generator` group names a class with `_target_`; an instance must satisfy
 `Generator`: called with the policy, its tokenizer, the prompts, k, a temperature (0: greedy),
 a seed and (for data parallelism) `shard=(rank, world)`, it returns k answer texts per prompt,
-None for the prompts another rank generates. `tokens` and `seconds` count its work over all calls.
+None for the prompts another rank generates. `tokens` and `seconds` count its work over all calls,
+`sequences` the answers generated and `truncated` those cut at `max_new_tokens` before they ended
+(an answer cut short is otherwise indistinguishable from a finished one).
 Samples are seeded per chunk of prompts (`chunk_seed`), so they do not depend on which process
 draws them.
 """
@@ -17,6 +19,8 @@ from typing import Protocol, runtime_checkable
 class Generator(Protocol):
     tokens: int
     seconds: float
+    sequences: int
+    truncated: int
 
     def __call__(
         self,

@@ -28,6 +28,7 @@ class HFGenerator:
         self.max_new_tokens = max_new_tokens
         self.progress = progress
         self.tokens, self.seconds = 0, 0.0  # generated tokens (up to EOS) and time, over all calls
+        self.sequences, self.truncated = 0, 0  # answers generated, and those cut at max_new_tokens
 
     @torch.no_grad()
     def __call__(
@@ -69,6 +70,8 @@ class HFGenerator:
             is_eos = new == tokenizer.eos_token_id
             after_eos = (is_eos.cumsum(1) - is_eos.long()) > 0  # HF pads these once a row has ended
             self.tokens += int((~after_eos).sum())
+            self.sequences += new.shape[0]
+            self.truncated += int((~is_eos.any(1)).sum())  # no EOS: generation stopped at the cap
             texts = tokenizer.batch_decode(new, skip_special_tokens=True)
             for n, i in enumerate(chunk):
                 out[i] = texts[n * k : (n + 1) * k]

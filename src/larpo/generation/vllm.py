@@ -43,7 +43,7 @@ class VLLMGenerator:
         )
         self.max_new_tokens, self.progress = max_new_tokens, progress
         self.llm, self.loaded = None, None
-        self.tokens, self.seconds = 0, 0.0
+        self.tokens, self.seconds, self.sequences, self.truncated = 0, 0.0, 0, 0
 
     def _engine(self, model, tokenizer):
         fingerprint = (id(model), float(sum(p.detach().float().sum() for p in model.parameters())))
@@ -78,5 +78,7 @@ class VLLMGenerator:
         for i, res in zip(mine, results, strict=True):
             out[i] = [o.text for o in res.outputs] * (1 if temperature > 0 else k)
             self.tokens += sum(len(o.token_ids) for o in res.outputs)
+            self.sequences += len(res.outputs)
+            self.truncated += sum(o.finish_reason == "length" for o in res.outputs)
         self.seconds += time.perf_counter() - began
         return out

@@ -212,8 +212,12 @@ class LarpoLoop(pl.Callback):
     def _prepare(self, trainer, policy, iteration: int) -> None:
         """Sample, rank and select with `policy` (the full weights: ranks sample different prompts)."""
         self.iteration = iteration
+        generator = getattr(self.sampler, "generator", None)
+        before = (getattr(generator, "sequences", 0), getattr(generator, "truncated", 0))
         with self._timed("generation", iteration):
             current = self.sampler.lists(policy, iteration, self.shard)
+        made = getattr(generator, "sequences", 0) - before[0]
+        truncated = (getattr(generator, "truncated", 0) - before[1]) / made if made else None
         if not self.sampler.scored:
             with self._timed("scoring", iteration):
                 self.ranker.score(list(current.values()), self.shard)
@@ -236,6 +240,17 @@ class LarpoLoop(pl.Callback):
         self.datamodule.set_lists(items)
         self._dropped = dict(ranked.dropped)
         self._lists = list_statistics(ranked.pool, len(ranked.kept), self.judge) | self._samples(current)
+        if truncated is not None:
+            self._lists["truncated"] = truncated
+            if truncated > 0.1:
+                log.warning(
+                    "[iteration %d/%d] %.0f%% of the samples hit generator.max_new_tokens=%s before ending; "
+                    "they are ranked and trained as if complete: raise generator.max_new_tokens",
+                    iteration,
+                    self.iterations,
+                    100 * truncated,
+                    getattr(generator, "max_new_tokens", "?"),
+                )
         self.pool.write_stats(iteration, {"iteration": iteration, "dropped": self._dropped, **self._lists})
         log.info(
             "[iteration %d/%d] %d lists to train on, dropped %s; samples: mean reward %.3f, %.1f tokens",
