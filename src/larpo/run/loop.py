@@ -274,10 +274,10 @@ class LarpoLoop(pl.Callback):
         (a policy that learns to answer shorter or longer shows here first)."""
         responses = [r for lst in current.values() for r in lst.responses]
         rewards = [w for lst in current.values() for w in (lst.rewards or []) if w is not None and math.isfinite(w)]
-        if not responses:
-            return {}
-        lengths = [len(ids) for ids in self.tokenizer(responses, add_special_tokens=False)["input_ids"]]
-        out = {"sample_tokens": sum(lengths) / len(lengths)}
+        out: dict[str, float] = {}
+        if responses and self.tokenizer is not None:
+            lengths = [len(ids) for ids in self.tokenizer(responses, add_special_tokens=False)["input_ids"]]
+            out["sample_tokens"] = sum(lengths) / len(lengths)
         if rewards:
             out["sample_reward"] = sum(rewards) / len(rewards)
         return out
