@@ -47,7 +47,7 @@ def test_every_group_with_a_contract_has_options_and_the_protocols_ask_for_somet
     assert {len(options(g)) > 0 for g in ("objective", "reward_model", "negatives", "data", "generator")} == {True}
     assert members(RewardModel) == {"list_relative", "score"}
     assert members(Strategy) == {"temperature", "uses_reference", "source", "foreign", "select"}
-    assert members(Generator) == {"tokens", "seconds", "__call__"}
+    assert members(Generator) == {"tokens", "seconds", "sequences", "truncated", "__call__"}
 
 
 @pytest.mark.parametrize("name", options("objective"))
