@@ -80,18 +80,26 @@ def test_a_cached_sft_evaluation_gives_the_same_run(tmp_path, cache_dir):
     histories, the SFT row and every trained row, are equal to the last digit."""
 
     def micro_run(name, *overrides):
-        cfg = compose_cfg([*MICRO, f"model.cache_dir={cache_dir}", "iterations=1", "beta=0.31", *overrides], tmp_path)
+        # eval.temperature=0.97: an evaluation config no other test uses, so the first run is cold
+        base = [*MICRO, f"model.cache_dir={cache_dir}", "iterations=1", "eval.temperature=0.97"]
+        cfg = compose_cfg([*base, *overrides], tmp_path)
         with open_dict(cfg):
             cfg.run_dir = str(tmp_path / name)
         return run(cfg)
 
+    def cached():
+        return set((cache_dir / "evaluations").glob("sft-*.json"))
+
+    before = cached()
     cold = micro_run("cold")
+    written = cached() - before
+    assert len(written) == 1  # the cold run computed and stored its SFT evaluation
     warm = micro_run("warm")
     fresh = micro_run("fresh", "eval.cache=false")
+    assert cached() - before == written  # the warm run read it; eval.cache=false stored nothing
     assert warm["history"] == cold["history"] == fresh["history"]
     assert len(cold["history"]) == 2 and cold["history"][0]["iteration"] == 0
     assert warm["timing"]["evaluation"] < cold["timing"]["evaluation"]
-    assert list((cache_dir / "evaluations").glob("sft-*.json"))
 
 
 @pytest.mark.slow
