@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,15 @@ def finite(obj: Any) -> Any:
 def dumps(obj: Any, **kwargs) -> str:
     """Strict JSON text: NaN and infinities become null; anything else non-JSON raises."""
     return json.dumps(finite(obj), allow_nan=False, **kwargs)
+
+
+def write_atomic(path: Path, obj: Any) -> None:
+    """Write `obj` as strict JSON to `path` through a temporary file of this process, so a reader
+    (or a parallel job writing the same entry) never sees a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(dumps(obj))
+    os.replace(tmp, path)
 
 
 def _reject_constant(name: str):

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -81,9 +80,6 @@ def save(path: Path | None, metrics: dict, state: dict) -> None:
     if path is None:
         return
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(strict_json.dumps({"metrics": metrics, "state": state}))
-        os.replace(tmp, path)
+        strict_json.write_atomic(path, {"metrics": metrics, "state": state})
     except OSError as err:  # a read-only cache costs time, never the run
         log.warning("could not cache the SFT evaluation in %s (%s)", path, err)

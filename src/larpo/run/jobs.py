@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -112,10 +111,7 @@ def register(config: dict, summary_path: Path) -> None:
     """Index a finished run so that later jobs with its config reuse it."""
     entry = index_path(config)
     try:
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        tmp = entry.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"summary": str(summary_path.resolve())}))
-        os.replace(tmp, entry)
+        strict_json.write_atomic(entry, {"summary": str(summary_path.resolve())})
     except OSError as err:  # an unwritable cache costs reuse, never the run
         log.warning("could not index the run in %s (%s)", entry, err)
 
