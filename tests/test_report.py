@@ -266,27 +266,30 @@ def test_per_iteration_history_is_drawn_and_rebuilt_from_csv(tmp_path):
 
 
 def test_joint_tuning_over_lr_beta_and_iteration_flags_unbracketed_choices(tmp_path):
-    """Two objectives x lr {1e-5, 1e-4, 1e-3} x beta {0.1, 0.3, 1.0} x 5 seeds, each evaluated
+    """Three objectives x lr {1e-5, 1e-4, 1e-3} x beta {0.1, 0.3, 1.0} x 5 seeds, each evaluated
     after iterations 1-3. On validation, pairwise is best at (1e-4, 0.3, iteration 2), inside every
     grid; listmle at (1e-3, 0.1, iteration 3), at an end of all three: the report must say the
-    grid does not bracket those. The tables show the test metrics of the
-    chosen evaluation only; rebuilt from the csv files alone, the same."""
+    grid does not bracket those; contrastive at (1e-4, 0.3, iteration 1), bracketed (iteration 0 is
+    the SFT policy). The tables show the test metrics of the chosen evaluation only; rebuilt from
+    the csv files alone, the same."""
     report = {
         "baseline": "objective=pairwise",
         "claims": ["objective=listmle > objective=pairwise"],
         "tune": "lr beta iteration",
     }
-    best = {"pairwise": ("0.0001", "0.3", 2), "listmle": ("0.001", "0.1", 3)}
+    best = {"pairwise": ("0.0001", "0.3", 2), "listmle": ("0.001", "0.1", 3), "contrastive": ("0.0001", "0.3", 1)}
     i = 0
     for seed, wobble in enumerate([0.0, 0.01, -0.01, 0.004, -0.004]):
-        for name in ("pairwise", "listmle"):
+        for name in ("pairwise", "listmle", "contrastive"):
             for lr in ("1e-05", "0.0001", "0.001"):
                 for beta in ("0.1", "0.3", "1.0"):
                     history = [{"iteration": 0, "win_rate_vs_sft": 0.5, "val_win_rate_vs_sft": 0.5}]
                     for it in (1, 2, 3):
                         chosen = (lr, beta, it) == best[name]
                         val = (0.60 if chosen else 0.55 - 0.01 * it) + wobble
-                        test = (0.58 if name == "pairwise" else 0.61) + wobble if chosen else 0.7  # never chosen
+                        test = (
+                            {"pairwise": 0.58, "listmle": 0.61, "contrastive": 0.59}[name] + wobble if chosen else 0.7
+                        )
                         history.append({"iteration": it, "win_rate_vs_sft": test, "val_win_rate_vs_sft": val})
                     job = tmp_path / "sweep" / str(i)
                     (job / ".hydra").mkdir(parents=True)
@@ -305,9 +308,43 @@ def test_joint_tuning_over_lr_beta_and_iteration_flags_unbracketed_choices(tmp_p
     assert md.splitlines()[[x.startswith("| objective=pairwise | lr=") for x in md.splitlines()].index(True)].endswith(
         "| none |"
     )
-    assert "**The grid does not bracket the choice** for objective=listmle (lr, beta, iteration)" in md
+    assert "**The grid does not bracket the choice** for objective=listmle (lr, beta, iteration):" in md
+    # iteration 1 is not an end: below it lies iteration 0, the SFT policy itself
+    contrastive_row = next(x for x in md.splitlines() if x.startswith("| objective=contrastive | lr=0.0001"))
+    assert contrastive_row.endswith("| none |")
     # the chosen evaluations' test metrics, never the 0.7 of the others
     assert "| objective=pairwise | 5 | 0.580 ± 0.009 |" in md and "| objective=listmle | 5 | 0.610 ± 0.009 |" in md
     assert "| objective=listmle > objective=pairwise | 0.030 ± 0.000 | 5 |" in md
     rebuilt = write_report(tmp_path / "out" / "runs.csv").read_text()
     assert [x for x in rebuilt.splitlines() if x.startswith("|")] == [x for x in md.splitlines() if x.startswith("|")]
+
+
+def test_a_sweep_continued_on_another_machine_keeps_its_settings(tmp_path):
+    """Seeds 0-2 ran with `trainer=gpu trainer.precision=32-true`, seeds 3-4 were finished on the
+    CPU without those overrides: the settings are still `objective=...` (paired by seed over all
+    five), and the report says where the jobs ran. Where the device is what a sweep varies (two
+    runs of one seed would merge), it stays in the setting."""
+    i = 0
+    for seed in range(5):
+        machine = ["trainer=gpu", "trainer.precision=32-true"] if seed < 3 else []
+        for name, value in (("pairwise", 0.50), ("listmle", 0.52)):
+            write_job(
+                tmp_path / "sweep",
+                i,
+                [f"objective={name}", *machine],
+                seed,
+                {"win_rate_vs_sft": value + 0.001 * seed},
+                {},
+            )
+            i += 1
+    md = write_report(tmp_path / "sweep", tmp_path / "out" / "results.md").read_text()
+    assert "| objective=listmle | 5 | 0.020 ± 0.000 |" in md
+    assert (
+        "- trainer=gpu trainer.precision=32-true: 6 finished job(s)" in md
+        and "- (the defaults): 4 finished job(s)" in md
+    )
+    both = tmp_path / "both"
+    for i, machine in enumerate(["trainer=gpu", "trainer=cpu"]):
+        write_job(both, i, ["objective=listmle", machine], 0, {"win_rate_vs_sft": 0.5 + i / 10}, {})
+    assert sorted(r.setting for r in collect(both).runs) == ["trainer=cpu", "trainer=gpu"]
+    assert collect(both).machines == {}

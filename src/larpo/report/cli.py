@@ -67,6 +67,16 @@ def write_report(source: Path, out: Path | None = None) -> Path:
         ]
     if sweep.duplicates:
         parts += ["## Duplicate runs (counted once: the first)", "", *[f"- {d}" for d in sweep.duplicates], ""]
+    if sweep.machines:
+        parts += [
+            "## Where the jobs ran",
+            "",
+            "The jobs ran under more than one execution setting (device, precision, logger, launcher), left out of"
+            " the settings above (no two runs of one seed merged):",
+            "",
+            *[f"- {e or '(the defaults)'}: {n} finished job(s)" for e, n in sweep.machines.items()],
+            "",
+        ]
     if sweep.failed:
         parts += ["## Missing or failed jobs", "", *[f"- {f}" for f in sweep.failed], ""]
     out.write_text("\n".join(parts))

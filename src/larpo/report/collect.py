@@ -55,6 +55,7 @@ class Sweep:
     duplicates: list[str] = field(default_factory=list)
     report: dict = field(default_factory=dict)
     name: str = ""
+    machines: dict[str, int] = field(default_factory=dict)  # execution overrides -> finished jobs, if several
 
     @property
     def settings(self) -> list[str]:
@@ -116,7 +117,18 @@ def collect(root: Path) -> Sweep:
         key=_job_order,
     )
     overrides = {job: [o for o in job_overrides(job) if not o.startswith("seed=")] for job in job_dirs}
-    finished = [set(o) for job, o in overrides.items() if (job / "summary.json").is_file()]
+    done = [job for job in job_dirs if (job / "summary.json").is_file()]
+    execution = {job: " ".join(o for o in overrides[job] if is_execution(o)) for job in job_dirs}
+    science = {job: [o for o in overrides[job] if not is_execution(o)] for job in job_dirs}
+    distinct = {(frozenset(science[job]), seed_of(job)) for job in done}
+    if len({execution[job] for job in done}) > 1 and len(distinct) == len(done):
+        # a sweep continued on another machine: how a job ran is not part of its setting, as long
+        # as that merges no two runs of one seed
+        overrides = science
+        sweep_machines = {e: [execution[j] for j in done].count(e) for e in dict.fromkeys(execution[j] for j in done)}
+    else:
+        sweep_machines = {}
+    finished = [set(overrides[job]) for job in done]
     common = set.intersection(*finished) if len(finished) > 1 else set()
     sweep, runs = Sweep([]), []
     for job in job_dirs:
@@ -149,7 +161,21 @@ def collect(root: Path) -> Sweep:
         sweep.report = sweep.report or dict(config.get("report") or {})
         sweep.name = sweep.name or (config.get("experiment_name") or "")
     sweep.runs, sweep.duplicates = _dedupe(runs)
+    sweep.machines = sweep_machines
     return sweep
+
+
+# Overrides that say where and how a job ran (device, precision, logger, launcher, threads), not
+# what it computed.
+EXECUTION = ("trainer", "logger", "progress", "threads", "hydra")
+
+
+def is_execution(override: str) -> bool:
+    return override.lstrip("+~").split("=", 1)[0].split(".")[0].split("/")[0] in EXECUTION
+
+
+def seed_of(job_dir: Path) -> str:
+    return next((o.split("=", 1)[1] for o in job_overrides(job_dir) if o.startswith("seed=")), "")
 
 
 def write_runs_csv(sweep: Sweep, path: Path) -> None:
@@ -301,8 +327,8 @@ def per_iteration(runs: list[RunResult]) -> list[RunResult]:
 
 
 def grid_edges(keys: list[str], scored: dict[str, list[float]], best: str) -> list[str]:
-    """The numeric keys whose chosen value is the smallest or largest of two or more values tried:
-    the grid does not bracket the choice and should be extended past that end."""
+    """The numeric keys whose chosen value is the smallest or largest of two or more values tried
+    (for `iteration`, the last): the grid does not bracket the choice and should be extended."""
     if len(keys) == 1:
         combos = [{keys[0]: v} for v in scored]
         chosen = {keys[0]: best}
@@ -312,7 +338,10 @@ def grid_edges(keys: list[str], scored: dict[str, list[float]], best: str) -> li
     edges = []
     for k in keys:
         values = sorted({as_number(c[k]) for c in combos if as_number(str(c.get(k))) is not None})
-        if len(values) > 1 and as_number(str(chosen.get(k))) in (values[0], values[-1]):
+        # iteration 1's lower neighbour is iteration 0, the SFT policy itself (scored on the same
+        # split, win rate 0.5): only the last iteration evaluated is an end of that grid
+        ends = values[-1:] if k == "iteration" else values[:1] + values[-1:]
+        if len(values) > 1 and as_number(str(chosen.get(k))) in ends:
             edges.append(k)
     return edges
 
