@@ -78,12 +78,35 @@ def collate(sequences: list[tuple[list[int], list[int]]], pad_id: int) -> dict[s
 def response_logps(model, batch: dict[str, torch.Tensor], temperature: float = 1.0) -> torch.Tensor:
     """Summed log-probability of each response given its prompt, shape [N]; at another
     `temperature`, under the distribution sampling at that temperature draws from."""
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
     targets = batch["input_ids"][:, 1:]
     mask = batch["response_mask"][:, 1:]
-    logits = logits[:, :-1].float()
-    if temperature != 1.0:
-        logits = logits / temperature
-    # gather minus logsumexp: never materialises a full log-softmax over the vocabulary
-    logp = logits.gather(2, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
-    return (logp * mask).sum(-1)
+    # a few rows at a time: the float copy and logsumexp's temporaries are each the size of the
+    # chunk's logits, never the batch's (gather minus logsumexp: no full log-softmax either)
+    rows = max(1, LOGIT_ELEMENTS // max(1, logits.shape[1] * logits.shape[2]))
+    sums = []
+    for start in range(0, logits.shape[0], rows):
+        chunk = logits[start : start + rows].float()
+        if temperature != 1.0:
+            chunk = chunk / temperature
+        logp = chunk.gather(2, targets[start : start + rows].unsqueeze(-1)).squeeze(-1) - torch.logsumexp(chunk, -1)
+        sums.append((logp * mask[start : start + rows]).sum(-1))
+    return torch.cat(sums)
+
+
+LOGIT_ELEMENTS = 1 << 24  # float32 logits converted at once in response_logps: 64 MB
+
+
+def token_batches(lengths: list[int], tokens: int, rows: int | None = None) -> list[list[int]]:
+    """Indices of sequences grouped into batches of at most `tokens` padded tokens (rows x the
+    longest row) and at most `rows` sequences, shortest first so each batch carries little
+    padding; a sequence longer than the budget is a batch of its own."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    batches: list[list[int]] = []
+    for i in order:
+        fits = batches and (len(batches[-1]) + 1) * lengths[i] <= tokens
+        if fits and (rows is None or len(batches[-1]) < rows):
+            batches[-1].append(i)
+        else:
+            batches.append([i])
+    return batches

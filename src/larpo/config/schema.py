@@ -36,6 +36,7 @@ class TrainSchema:
     epochs_per_iteration: int = at_least(1, 2)
     offline: bool = False
     reference: Reference = Reference.behavior
+    score_tokens: int = at_least(16, 4096)  # padded tokens per log-prob forward pass without gradients
     eval: Eval = field(default_factory=Eval)
     optimizer: Optimizer = field(default_factory=Optimizer)
     threads: int | None = at_least(1)  # null: torch's default (the cores); idle OpenMP threads sleep

@@ -7,7 +7,7 @@ from tqdm.auto import tqdm
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from larpo.rewards.contract import RewardContext
-from larpo.sequences import messages, unflatten, uses_chat_template
+from larpo.sequences import messages, token_batches, unflatten, uses_chat_template
 
 
 class SequenceClassifierReward:
@@ -24,6 +24,7 @@ class SequenceClassifierReward:
         self,
         path: str,
         batch_size: int = 512,
+        tokens: int = 4096,
         trust_remote_code: bool = False,
         dtype: str | None = None,
         context: RewardContext | None = None,
@@ -38,7 +39,7 @@ class SequenceClassifierReward:
         self.model = AutoModelForSequenceClassification.from_pretrained(path, **kwargs).eval()
         if device:
             self.model.to(device)
-        self.batch_size, self.progress = batch_size, progress
+        self.batch_size, self.tokens, self.progress = batch_size, tokens, progress
 
     def text(self, prompt: str, response: str) -> str:
         if not uses_chat_template(self.tokenizer):
@@ -50,18 +51,12 @@ class SequenceClassifierReward:
     def score(self, prompts: list[str], candidates: list[list[str]]) -> list[list[float]]:
         texts = [self.text(p, r) for p, rs in zip(prompts, candidates, strict=True) for r in rs]
         templated = uses_chat_template(self.tokenizer)  # the template writes its own BOS
-        flat: list[float] = []
-        for start in tqdm(
-            range(0, len(texts), self.batch_size),
-            desc="score",
-            disable=None if self.progress else True,
-            leave=False,
-        ):
-            enc = self.tokenizer(
-                texts[start : start + self.batch_size],
-                padding=True,
-                return_tensors="pt",
-                add_special_tokens=not templated,
-            ).to(self.model.device)
-            flat += self.model(**enc).logits[:, 0].float().tolist()
+        ids = self.tokenizer(texts, add_special_tokens=not templated)["input_ids"]
+        # at most `batch_size` texts and `tokens` padded tokens a forward pass: bounded memory
+        batches = token_batches([len(x) for x in ids], self.tokens, self.batch_size)
+        flat = [0.0] * len(texts)
+        for idx in tqdm(batches, desc="score", disable=None if self.progress else True, leave=False):
+            enc = self.tokenizer.pad({"input_ids": [ids[i] for i in idx]}, return_tensors="pt").to(self.model.device)
+            for i, score in zip(idx, self.model(**enc).logits[:, 0].float().tolist(), strict=True):
+                flat[i] = score
         return unflatten(flat, candidates)

@@ -13,6 +13,7 @@ class RewardModelSchema:
     _target_: str = ""
     path: str | None = None
     batch_size: int | None = at_least(1, 64)
+    tokens: int | None = at_least(16)  # padded tokens per scoring forward pass (sequence classifiers)
     dtype: DType | None = None
     trust_remote_code: bool | None = None
     pairs: int | None = at_least(2, 20000)

@@ -174,7 +174,9 @@ def build_evaluator(cfg: DictConfig, source: Source, generator: Generator) -> Ev
         exact = None
         if cfg.eval.exact and source.answers is not None:
             exact = ExactEvaluator(prompts, source.judge, reference, source.answers, temperature)
-        return Evaluator(prompts, source.judge, reference, generator, k, temperature, seed, exact=exact)
+        return Evaluator(
+            prompts, source.judge, reference, generator, k, temperature, seed, exact=exact, tokens=cfg.score_tokens
+        )
 
     evaluator = evaluator_of(test, cfg.seed + 202)
     return SplitEvaluator(evaluator, evaluator_of(source.eval[:n_val], cfg.seed + 303)) if n_val else evaluator
@@ -245,7 +247,7 @@ def build(cfg: DictConfig, callbacks: tuple = (), checked: bool = False) -> Buil
     loop = LarpoLoop(
         sampler,
         build_ranker(cfg, reward_model, strategy),
-        ReferenceLogps(tokenizer, cfg.reference, policy_path),
+        ReferenceLogps(tokenizer, cfg.reference, policy_path, cfg.score_tokens),
         PoolStore(run_dir),
         evaluator,
         datamodule,

@@ -11,7 +11,7 @@ import math
 import torch
 
 from larpo.run.list_stats import duel_statistics
-from larpo.sequences import collate, encode_prompt, encode_response, response_logps, unflatten
+from larpo.sequences import collate, encode_prompt, encode_response, response_logps, token_batches, unflatten
 
 
 def pass_at(correct: list[list[bool]], n: int) -> float:
@@ -56,16 +56,15 @@ def ranking_accuracy(scores: list[float], gains: list[float]) -> tuple[int, int]
 
 @torch.no_grad()
 def sequence_logps(
-    model, seqs: list[tuple[list[int], list[int]]], pad_id: int, batch_size: int = 1024, temperature: float = 1.0
+    model, seqs: list[tuple[list[int], list[int]]], pad_id: int, tokens: int = 4096, temperature: float = 1.0
 ) -> list[float]:
     """Summed response log-probs of pre-tokenised (prompt ids, response ids) pairs, no gradients.
-    Sequences are sorted by length so each batch carries little padding."""
+    Batches hold at most `tokens` padded tokens (sorted by length, little padding), so the memory
+    of a forward pass is bounded by the budget, not by the number or length of the sequences."""
     was_training = model.training
     model.eval()
-    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i][0]) + len(seqs[i][1]))
     out = [0.0] * len(seqs)
-    for start in range(0, len(order), batch_size):
-        idx = order[start : start + batch_size]
+    for idx in token_batches([len(p) + len(r) for p, r in seqs], tokens):
         batch = collate([seqs[i] for i in idx], pad_id)
         batch = {k: v.to(model.device) for k, v in batch.items()}
         for i, lp in zip(idx, response_logps(model, batch, temperature).tolist(), strict=True):
@@ -74,14 +73,16 @@ def sequence_logps(
     return out
 
 
-def candidate_logps(model, tokenizer, prompts: list[str], candidates: list[list[str]]) -> list[list[float]]:
+def candidate_logps(
+    model, tokenizer, prompts: list[str], candidates: list[list[str]], tokens: int = 4096
+) -> list[list[float]]:
     """Summed log-probs of every candidate under `model`, in the lists' layout."""
     seqs = [
         (encode_prompt(tokenizer, p), encode_response(tokenizer, r))
         for p, rs in zip(prompts, candidates, strict=True)
         for r in rs
     ]
-    return unflatten(sequence_logps(model, seqs, tokenizer.pad_token_id), candidates)
+    return unflatten(sequence_logps(model, seqs, tokenizer.pad_token_id, tokens), candidates)
 
 
 class Evaluator:
@@ -93,10 +94,20 @@ class Evaluator:
     """
 
     def __init__(
-        self, prompts: list[str], judge, reference, generator, k: int, temperature: float, seed: int, exact=None
+        self,
+        prompts: list[str],
+        judge,
+        reference,
+        generator,
+        k: int,
+        temperature: float,
+        seed: int,
+        exact=None,
+        tokens: int = 4096,
     ):
-        """`exact`: an `ExactEvaluator` over the same prompts, whose `exact_*` metrics join these."""
-        self.prompts, self.judge, self.reference = prompts, judge, reference
+        """`exact`: an `ExactEvaluator` over the same prompts, whose `exact_*` metrics join these;
+        `tokens`: the token budget of a log-prob forward pass (`score_tokens`)."""
+        self.prompts, self.judge, self.reference, self.tokens = prompts, judge, reference, tokens
         self.generator, self.k, self.temperature, self.seed = generator, k, temperature, seed
         self.exact = exact
         self.baseline_rewards: list[list[float]] | None = None
@@ -176,7 +187,7 @@ class Evaluator:
         return out
 
     def _ranking(self, model, tokenizer) -> dict[str, float]:
-        scores = candidate_logps(model, tokenizer, self.prompts, self.judged_lists)
+        scores = candidate_logps(model, tokenizer, self.prompts, self.judged_lists, self.tokens)
         ndcgs, good, total = [], 0, 0
         for p, cands, s in zip(self.prompts, self.judged_lists, scores, strict=True):
             gains = [self.judge(p, c) for c in cands]

@@ -17,8 +17,9 @@ class ReferenceLogps:
     """`mode`: behavior (the policy at the start of the iteration, Algorithm 1), initial (the SFT
     policy at `initial_path`) or none (reference-free objectives)."""
 
-    def __init__(self, tokenizer, mode: str, initial_path: str):
-        self.tokenizer, self.mode, self.initial_path = tokenizer, mode, initial_path
+    def __init__(self, tokenizer, mode: str, initial_path: str, tokens: int = 4096):
+        """`tokens`: the token budget of one scoring forward pass (`score_tokens`)."""
+        self.tokenizer, self.mode, self.initial_path, self.tokens = tokenizer, mode, initial_path, tokens
         self.forwards = 0  # sequences the reference model scored, all iterations
 
     def tokenised(self, kept: list[CandidateList]) -> list[TrainingList]:
@@ -43,7 +44,7 @@ class ReferenceLogps:
             ref_model = policy
         mine = shard.mine(len(items))  # each rank scores its share of the lists
         seqs = [(items[i].prompt_ids, r) for i in mine for r in items[i].response_ids]
-        flat = sequence_logps(ref_model, seqs, self.tokenizer.pad_token_id)  # one forward per candidate
+        flat = sequence_logps(ref_model, seqs, self.tokenizer.pad_token_id, self.tokens)  # once per candidate
         self.forwards += len(seqs)
         per_list, start = {}, 0
         for i in mine:
