@@ -13,7 +13,7 @@ from larpo.data.contract import Source
 from larpo.negatives.strategies import SamePrompt, TopAndBottom, Unrelated
 from larpo.parallel.shard import Shard
 from larpo.run.loop import LarpoLoop, Plan
-from larpo.run.ranking import Ranker
+from larpo.run.ranking import Ranker, Truncation
 from larpo.run.sampling import CandidateSampler, SamplingSpec
 
 # --- the ranker ---------------------------------------------------------------------------------
@@ -43,6 +43,31 @@ def test_ranker_drops_tied_short_and_empty_lists_and_counts_why():
     assert out.dropped == {"all_tied": 1, "too_few_candidates": 1, "empty_response": 1}
     assert [lst.prompt for lst in out.pool] == ["tied", "short", "good"]  # the pool keeps every list
     assert [lst.kept for lst in out.pool] == [[], [], [0, 1]]
+
+
+def test_samples_cut_without_eos_are_dropped_or_penalised_before_ranking():
+    """The best-scored sample was cut at the token cap: by default it stays on top (and is marked);
+    `drop_truncated` leaves it out (counted); `missing_eos_penalty` lowers its reward below the
+    others' before ranking, as TRL's missing_eos_penalty does."""
+
+    def fresh():
+        lst = candidate_list("p", ["cut off mid", "a", "b"], [0.9, 0.5, 0.2])
+        lst.truncated = [True, False, False]
+        return {"p": lst}
+
+    keep = Ranker(None, TopAndBottom(), "current", 1, 1).select(fresh())
+    assert keep.pool[0].responses[0] == "cut off mid" and keep.pool[0].truncated == [True, False, False]
+    assert keep.kept[0].truncated == [True, False] and not keep.kept[0].ended(0) and keep.kept[0].ended(1)
+    drop = Ranker(None, TopAndBottom(), "current", 1, 1, truncation=Truncation(drop=True)).select(fresh())
+    assert drop.pool[0].responses == ["a", "b"] and drop.pool[0].truncated == [] and drop.dropped == {"truncated": 1}
+    penalty = Ranker(None, TopAndBottom(), "current", 1, 1, truncation=Truncation(penalty=1.0)).select(fresh())
+    assert penalty.pool[0].responses == ["a", "b", "cut off mid"]
+    assert penalty.pool[0].rewards == pytest.approx([0.5, 0.2, -0.1]) and penalty.pool[0].truncated == [
+        False,
+        False,
+        True,
+    ]
+    assert penalty.kept[0].responses == ["a", "cut off mid"]
 
 
 def test_ranker_merges_memory_newest_first_and_rescores_only_list_relative_models():

@@ -3,6 +3,7 @@
 import copy
 import json
 import random
+from pathlib import Path
 
 import pytest
 import pytorch_lightning as pl
@@ -261,3 +262,17 @@ def test_answers_cut_at_max_new_tokens_are_counted_and_warned_about(micro, caplo
     share = summary["history"][-1]["list_stats"]["truncated"]
     assert sum(cut) / len(cut) <= share <= 1 and share > 0.1
     assert "hit generator.max_new_tokens=2 before ending" in caplog.text
+    # each cut sample is marked as such, in memory and in the pool file, and counted exactly
+    flags = [not lst.ended(i) for lst in r.loop.history[-1].values() for i in range(len(lst))]
+    assert sum(flags) / len(flags) == pytest.approx(share) and sum(flags) >= sum(cut)
+    pool, _ = read_pool(Path(summary["config"]["run_dir"]) / "pool" / "iteration_1.jsonl")
+    for lst in pool:  # the pool's lists, cleaned and de-duplicated, keep each sample's flag
+        sampled = r.loop.history[-1][lst.prompt]
+        cut_texts = {x for i, x in enumerate(sampled.responses) if not sampled.ended(i)}
+        assert [not lst.ended(i) for i in range(len(lst))] == [x in cut_texts for x in lst.responses]
+    assert sum(sum(lst.truncated) for lst in pool) > 0
+    # ... and trained without an EOS it never generated; the answers that ended keep theirs
+    eos = r.loop.tokenizer.eos_token_id
+    for lst in pool:
+        for i, ids in enumerate(r.loop.reference.tokenised([lst])[0].response_ids):
+            assert (ids[-1] == eos) == lst.ended(i)

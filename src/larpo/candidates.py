@@ -4,7 +4,8 @@ Pool file (contract, docs/formats.md): `<run_dir>/pool/iteration_<s>.jsonl`, one
     {"prompt", "responses", "rewards", "iteration", "temperatures"}
 plus `"sampled_in"` (the iteration each response was sampled in), `"sources"` (policy, reference,
 other_prompt or unrelated), `"ref_logps"` (reference log-probs of the kept ones), `"kept"` (indices of the
-candidates that went to training) and `"reference"` where the task has a gold answer.
+candidates that went to training), `"reference"` where the task has a gold answer and `"truncated"`
+(booleans: cut at the generator's max_new_tokens without EOS) where any candidate was.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class CandidateList:
     reference: str | None = None
     kept: list[int] = field(default_factory=list)  # indices that went to training (none if dropped)
     ref_logps: list[float] | None = None  # reference log-probs of the kept candidates
+    truncated: list[bool] = field(default_factory=list)  # cut at max_new_tokens without EOS (empty: none)
 
     def __len__(self) -> int:
         return len(self.responses)
@@ -48,7 +50,12 @@ class CandidateList:
             [self.sources[i] for i in idx],
             self.iteration,
             self.reference,
+            truncated=[self.truncated[i] for i in idx] if any(self.truncated) else [],
         )
+
+    def ended(self, i: int) -> bool:
+        """Whether candidate i ended on its own (EOS), rather than at the token cap."""
+        return not (self.truncated and self.truncated[i])
 
 
 def clean(lst: CandidateList, counts: Counter) -> CandidateList:
@@ -111,6 +118,7 @@ def concat(parts: list[CandidateList]) -> CandidateList:
             [s for p in parts for s in p.sources],
             first.iteration,
             first.reference,
+            truncated=[not p.ended(i) for p in parts for i in range(len(p))] if any(p.truncated for p in parts) else [],
         )
     )
 
@@ -123,8 +131,8 @@ def write_pool(path: Path, lists: list[CandidateList]) -> None:
     with open(tmp, "w") as f:
         for lst in lists:
             row = asdict(lst)
-            for key in ("reference", "ref_logps"):
-                if row[key] is None:
+            for key in ("reference", "ref_logps", "truncated"):
+                if not row[key]:  # absent: none (a pool without cut answers reads as before)
                     del row[key]
             f.write(strict_json.dumps(row, ensure_ascii=False) + "\n")
         f.flush()
@@ -192,6 +200,11 @@ def list_from_row(row: dict) -> CandidateList:
         raise ValueError("kept must be a list of response indices")
     if ref_logps is not None and (not isinstance(ref_logps, list) or len(ref_logps) != len(kept)):
         raise ValueError("ref_logps must hold one number per kept response")
+    truncated = row.get("truncated") or []
+    if truncated and (
+        not isinstance(truncated, list) or len(truncated) != k or not all(isinstance(t, bool) for t in truncated)
+    ):
+        raise ValueError(f"truncated must be a list of {k} booleans, one per response")
     return CandidateList(
         prompt=prompt,
         responses=list(responses),
@@ -203,6 +216,7 @@ def list_from_row(row: dict) -> CandidateList:
         reference=row.get("reference") if isinstance(row.get("reference"), str) else None,
         kept=list(kept),
         ref_logps=[float(x) for x in ref_logps] if ref_logps is not None else None,
+        truncated=list(truncated) if any(truncated) else [],
     )
 
 

@@ -43,9 +43,11 @@ def encode_prompt(tokenizer, prompt: str) -> list[int]:
     return encode_prompts(tokenizer, [prompt])["input_ids"][0]
 
 
-def encode_response(tokenizer, response: str) -> list[int]:
-    """Response token ids followed by EOS, so the policy learns where an answer ends."""
-    return tokenizer(response, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+def encode_response(tokenizer, response: str, ended: bool = True) -> list[int]:
+    """Response token ids followed by EOS, so the policy learns where an answer ends; an answer
+    cut at the token cap (`ended=False`) gets no EOS it did not generate."""
+    ids = tokenizer(response, add_special_tokens=False)["input_ids"]
+    return ids + [tokenizer.eos_token_id] if ended else ids
 
 
 def unflatten(flat: list, lists: list[list]) -> list[list]:

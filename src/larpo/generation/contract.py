@@ -5,7 +5,8 @@ Each option of the `generator` group names a class with `_target_`; an instance 
 a seed and (for data parallelism) `shard=(rank, world)`, it returns k answer texts per prompt,
 None for the prompts another rank generates. `tokens` and `seconds` count its work over all calls,
 `sequences` the answers generated and `truncated` those cut at `max_new_tokens` before they ended
-(an answer cut short is otherwise indistinguishable from a finished one).
+(an answer cut short is otherwise indistinguishable from a finished one); each such answer is
+returned as a `Cut` (a str), so the loop never trains it as if it had ended.
 Samples are seeded per chunk of prompts (`chunk_seed`), so they do not depend on which process
 draws them.
 """
@@ -33,6 +34,12 @@ class Generator(Protocol):
         desc: str = "generate",
         shard: tuple[int, int] = (0, 1),
     ) -> list[list[str] | None]: ...
+
+
+class Cut(str):
+    """An answer that stopped at `max_new_tokens` without generating EOS (still a str)."""
+
+    __slots__ = ()
 
 
 def chunks(n_prompts: int, k: int, batch_size: int) -> list[range]:

@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 from larpo import strict_json
 from larpo.config.schema import component
 from larpo.data.records import chat_prompt, read_records
+from larpo.generation.contract import Cut
 from larpo.models.policy import load_policy
 
 log = logging.getLogger("larpo")
@@ -58,4 +59,12 @@ def generate(cfg: DictConfig) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(strict_json.dumps(alpaca_records(rows, outputs, generator_name(cfg)), indent=2, ensure_ascii=False))
     log.info("generate: %d answers written to %s", len(outputs), out)
+    cut = sum(isinstance(o, Cut) for o in outputs)
+    if cut:  # an answer cut mid-sentence is judged as if it were the policy's whole answer
+        log.warning(
+            "generate: %d of %d answers stopped at generator.max_new_tokens=%s without ending; raise it",
+            cut,
+            len(outputs),
+            cfg.generator.get("max_new_tokens"),
+        )
     return out

@@ -8,7 +8,7 @@ import time
 import torch
 from tqdm.auto import tqdm
 
-from larpo.generation.contract import chunk_seed, chunks
+from larpo.generation.contract import Cut, chunk_seed, chunks
 from larpo.sequences import encode_prompts
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,8 @@ class HFGenerator:
             self.tokens += int((~after_eos).sum())
             self.sequences += new.shape[0]
             self.truncated += int((~is_eos.any(1)).sum())  # no EOS: generation stopped at the cap
-            texts = tokenizer.batch_decode(new, skip_special_tokens=True)
+            cut = (~is_eos.any(1)).tolist()
+            texts = [Cut(t) if c else t for t, c in zip(tokenizer.batch_decode(new, skip_special_tokens=True), cut)]
             for n, i in enumerate(chunk):
                 out[i] = texts[n * k : (n + 1) * k]
         model.train(was_training)

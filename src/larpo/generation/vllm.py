@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from larpo.generation.contract import chunk_seed
+from larpo.generation.contract import Cut, chunk_seed
 from larpo.sequences import prompt_text
 
 
@@ -76,7 +76,8 @@ class VLLMGenerator:
         results = llm.generate(texts, params, use_tqdm=self.progress)
         out: list[list[str] | None] = [None] * len(prompts)
         for i, res in zip(mine, results, strict=True):
-            out[i] = [o.text for o in res.outputs] * (1 if temperature > 0 else k)
+            answers = [Cut(o.text) if o.finish_reason == "length" else o.text for o in res.outputs]
+            out[i] = answers * (1 if temperature > 0 else k)
             self.tokens += sum(len(o.token_ids) for o in res.outputs)
             self.sequences += len(res.outputs)
             self.truncated += sum(o.finish_reason == "length" for o in res.outputs)

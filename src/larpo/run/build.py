@@ -41,7 +41,7 @@ from larpo.run.evaluation import Evaluator, SplitEvaluator
 from larpo.run.exact import ExactEvaluator
 from larpo.run.loop import LarpoLoop, Plan
 from larpo.run.module import LarpoModule, LRSchedule
-from larpo.run.ranking import Ranker
+from larpo.run.ranking import Ranker, Truncation
 from larpo.run.reference import ReferenceLogps
 from larpo.run.sampling import CandidateSampler, GivenLists, SamplingSpec
 
@@ -156,7 +156,8 @@ def build_ranker(cfg: DictConfig, reward_model: RewardModel | None, strategy: St
     keep = cfg.objective.keep
     negatives = keep.negatives or list_size(cfg) - keep.positives  # null: all the rest
     erase = bool(cfg.objective.get("erase_below_top", False))
-    return Ranker(reward_model, strategy, cfg.candidate_list.memory, keep.positives, negatives, erase)
+    truncated = Truncation(cfg.candidate_list.drop_truncated, cfg.candidate_list.missing_eos_penalty or 0.0)
+    return Ranker(reward_model, strategy, cfg.candidate_list.memory, keep.positives, negatives, erase, truncated)
 
 
 def build_evaluator(cfg: DictConfig, source: Source, generator: Generator) -> Evaluator | SplitEvaluator | None:

@@ -10,6 +10,7 @@ import math
 
 import torch
 
+from larpo.generation.contract import Cut
 from larpo.run.list_stats import duel_statistics
 from larpo.sequences import collate, encode_prompt, encode_response, response_logps, token_batches, unflatten
 
@@ -158,6 +159,7 @@ class Evaluator:
             "distinct_answers": sum(len(set(rs)) for rs in sampled) / n,
             "wrong_vs_wrong_duels": duel_statistics(rewards, self.baseline_rewards),
             "wrong_reward": wrong_reward(rewards),
+            "truncated": sum(isinstance(r, Cut) for rs in sampled for r in rs) / (n * self.k),  # cut at the cap
         }
         out.update({f"pass_at_{i}": pass_at(correct, i) for i in range(1, self.k + 1)})
         out.update(self._ranking(model, tokenizer))

@@ -22,6 +22,28 @@ class Selection:
     dropped: Counter = field(default_factory=Counter)
 
 
+@dataclass
+class Truncation:
+    """Samples cut at `max_new_tokens` without EOS (`candidate_list.drop_truncated`,
+    `candidate_list.missing_eos_penalty`): dropped from their list (counted as `truncated`), or
+    their reward lowered by the penalty before ranking (the pool records the penalised reward)."""
+
+    drop: bool = False
+    penalty: float = 0.0
+
+    def __call__(self, lst: CandidateList, dropped: Counter) -> CandidateList:
+        cut = [i for i in range(len(lst)) if not lst.ended(i)]
+        if not cut:
+            return lst
+        if self.drop:
+            dropped["truncated"] += len(cut)
+            return lst.subset([i for i in range(len(lst)) if lst.ended(i)])
+        if self.penalty:
+            lst = lst.subset(list(range(len(lst))))
+            lst.rewards = [w - self.penalty if i in cut else w for i, w in enumerate(lst.rewards)]
+        return lst
+
+
 class Ranker:
     def __init__(
         self,
@@ -31,11 +53,14 @@ class Ranker:
         positives: int,
         negatives: int,
         erase_below_top: bool = False,
+        truncation: Truncation | None = None,
     ):
         """`erase_below_top`: the control that erases the order below the top of every training
-        list (`objective.erase_below_top`); the pool keeps the reward model's scores."""
+        list (`objective.erase_below_top`); the pool keeps the reward model's scores.
+        `truncation`: what happens to samples cut at the token cap before ranking."""
         self.reward_model, self.strategy, self.memory = reward_model, strategy, memory
         self.positives, self.negatives, self.erase_below_top = positives, negatives, erase_below_top
+        self.truncation = truncation or Truncation()
 
     @property
     def rescores_merged(self) -> bool:
@@ -56,7 +81,7 @@ class Ranker:
     def select(self, merged: dict[str, CandidateList]) -> Selection:
         out = Selection()
         for lst in merged.values():
-            lst = rank(clean(lst, out.dropped))
+            lst = rank(self.truncation(clean(lst, out.dropped), out.dropped))
             idx = self.strategy.select(lst, self.positives, self.negatives)
             out.pool.append(lst)
             chosen = lst.subset(idx)

@@ -26,7 +26,7 @@ class ReferenceLogps:
         return [
             TrainingList(
                 encode_prompt(self.tokenizer, lst.prompt),
-                [encode_response(self.tokenizer, r) for r in lst.responses],
+                [encode_response(self.tokenizer, r, lst.ended(i)) for i, r in enumerate(lst.responses)],
                 list(lst.rewards),
             )
             for lst in kept

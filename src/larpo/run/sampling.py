@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from larpo.candidates import CandidateList, concat
 from larpo.data.contract import Source
-from larpo.generation.contract import Generator
+from larpo.generation.contract import Cut, Generator
 from larpo.negatives.contract import Strategy
 from larpo.parallel.shard import Shard
 
@@ -92,6 +92,9 @@ class CandidateSampler:
                 ["reference"] * len(head) + ["policy"] * len(rs) + [self.strategy.source] * len(fs),
                 iteration,
                 self.source.reference(p) if self.source.reference else None,
+                truncated=[False] * len(head) + [isinstance(r, Cut) for r in rs] + [False] * len(fs)
+                if any(isinstance(r, Cut) for r in rs)
+                else [],
             )
         return current
 

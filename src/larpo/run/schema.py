@@ -13,6 +13,8 @@ class CandidateListSchema:
     memory: Memory = Memory.current
     temperatures: list[float] | None = positive(example=1.0)
     schedule: list[float] | None = positive(example=1.0)
+    drop_truncated: bool = False  # a sample cut at max_new_tokens (no EOS) never enters a list
+    missing_eos_penalty: float | None = num(example=1.0, ge=0)  # subtracted from a cut sample's reward
 
 
 @dataclass
