@@ -58,12 +58,13 @@ def test_ultrafeedback_with_a_chat_policy_and_a_reward_model_with_another_tokeni
         "data=ultrafeedback",
         f"data.path={FIXTURES / 'ultrafeedback.jsonl'}",
         "data.prompts_per_iteration=8",
+        "data.eval_prompts=2",
         *SMALL,
         f"hydra.run.dir={run_dir}",
     )
     rows = pool(run_dir)
     prompts = {r["prompt"] for r in rows}
-    assert len(rows) == 8 and "Write a haiku about the sea." in prompts
+    assert len(rows) == 6 and "Write a haiku about the sea." in prompts
     multi = next(p for p in prompts if p.startswith("[{"))  # the multi-turn prompt stays a conversation
     assert [t["role"] for t in json.loads(multi)] == ["user", "assistant", "user"]
 
@@ -82,14 +83,18 @@ def test_ultrafeedback_with_a_chat_policy_and_a_reward_model_with_another_tokeni
     policy = AutoModelForCausalLM.from_pretrained(tiny_hub["policy"]).eval()
     kept = [row["responses"][j] for j in row["kept"]]
     prompt_ids = tok(f"<s><|user|>\n{row['prompt']}</s>\n<|assistant|>\n", add_special_tokens=False)["input_ids"]
-    resp_ids = tok(kept[0], add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+    cut = (row.get("truncated") or [False] * len(row["responses"]))[row["kept"][0]]  # no EOS was generated
+    resp_ids = tok(kept[0], add_special_tokens=False)["input_ids"] + ([] if cut else [tok.eos_token_id])
     with torch.no_grad():
         logits = policy(torch.tensor([prompt_ids + resp_ids])).logits[0].log_softmax(-1)
     by_hand = sum(logits[len(prompt_ids) - 1 + t, tok_id].item() for t, tok_id in enumerate(resp_ids))
     assert row["ref_logps"][0] == pytest.approx(by_hand, abs=1e-3)
 
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["final"] == {}  # no gold judge for UltraFeedback: judged outside (AlpacaEval)
+    # no gold judge for UltraFeedback: the reward model judges 2 held-out prompts' samples
+    assert summary["history"][0]["judge_win_rate_vs_sft"] == 0.5
+    assert set(summary["final"]) >= {"judge_win_rate_vs_sft", "judge_lc_win_rate_vs_sft", "judge_score", "truncated"}
+    assert "win_rate_vs_sft" not in summary["final"]
 
     # the trained policy, exported for AlpacaEval
     prompts_file = tmp_path / "alpaca_eval.json"

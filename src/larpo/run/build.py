@@ -39,6 +39,7 @@ from larpo.run import eval_cache, lock
 from larpo.run.datamodule import ListDataModule
 from larpo.run.evaluation import Evaluator, SplitEvaluator
 from larpo.run.exact import ExactEvaluator
+from larpo.run.judged import JudgeEvaluator, WithJudge
 from larpo.run.loop import LarpoLoop, Plan
 from larpo.run.module import LarpoModule, LRSchedule
 from larpo.run.ranking import Ranker, Truncation
@@ -160,24 +161,54 @@ def build_ranker(cfg: DictConfig, reward_model: RewardModel | None, strategy: St
     return Ranker(reward_model, strategy, cfg.candidate_list.memory, keep.positives, negatives, erase, truncated)
 
 
-def build_evaluator(cfg: DictConfig, source: Source, generator: Generator) -> Evaluator | SplitEvaluator | None:
-    """The gold judge on held-out prompts; `eval.validation` splits off a validation share first."""
-    if not source.eval or source.judge is None:
-        log.info("evaluation: no held-out prompts with a gold judge; export answers with larpo-generate")
+def build_judge(cfg: DictConfig, source: Source, policy_path: str, reward_model: RewardModel | None):
+    """The reward model that judges held-out samples: `eval.judge` (the training reward model
+    itself when it is the same option), else the training reward model where the data has no gold
+    judge, else none."""
+    if cfg.eval.get("judge") is None:
+        return reward_model if source.judge is None else None
+    if reward_model is not None and OmegaConf.to_container(cfg.eval.judge) == OmegaConf.to_container(cfg.reward_model):
+        return reward_model
+    context = RewardContext(
+        source, policy_path, cfg.model.cache_dir, cfg.seed, accelerator_device(cfg.trainer), cfg.progress
+    )
+    return instantiate(component(cfg.eval.judge, "reward_model"))(context=context)
+
+
+def build_evaluator(cfg: DictConfig, source: Source, generator: Generator, judge: RewardModel | None = None):
+    """Held-out evaluation: the gold judge's metrics where the data has one, a reward model's
+    (`judge`, judge_* metrics) where it is given; `eval.validation` splits off a validation share."""
+    if not source.eval or (source.judge is None and judge is None):
+        log.info("evaluation: no held-out prompts with a judge; export answers with larpo-generate")
         return None
+    if source.judge is None:
+        log.info("evaluation: no gold judge; the reward model %s judges held-out samples", type(judge).__name__)
     n_val = validation_size(cfg.eval.validation, len(source.eval))
     test = source.eval[n_val:]
     test = test[: cfg.eval.prompts] if cfg.eval.prompts else test
     reference = source.reference or (lambda p: None)
 
-    def evaluator_of(prompts: list[str], seed: int) -> Evaluator:
+    def evaluator_of(prompts: list[str], seed: int):
         k, temperature = cfg.eval.samples, cfg.eval.temperature
+        judged = JudgeEvaluator(prompts, judge, generator, k, temperature, seed) if judge is not None else None
+        if source.judge is None:
+            return judged
         exact = None
         if cfg.eval.exact and source.answers is not None:
             exact = ExactEvaluator(prompts, source.judge, reference, source.answers, temperature)
-        return Evaluator(
-            prompts, source.judge, reference, generator, k, temperature, seed, exact=exact, tokens=cfg.score_tokens
+        gold = Evaluator(
+            prompts,
+            source.judge,
+            reference,
+            generator,
+            k,
+            temperature,
+            seed,
+            exact=exact,
+            tokens=cfg.score_tokens,
+            ranking=cfg.eval.ranking,
         )
+        return WithJudge(gold, judged) if judged is not None else gold
 
     evaluator = evaluator_of(test, cfg.seed + 202)
     return SplitEvaluator(evaluator, evaluator_of(source.eval[:n_val], cfg.seed + 303)) if n_val else evaluator
@@ -242,7 +273,7 @@ def build(cfg: DictConfig, callbacks: tuple = (), checked: bool = False) -> Buil
     if not sampler.scored:
         reward_model = timed(timing, "reward_model", lambda: build_reward_model(cfg, source, policy_path))
     datamodule = ListDataModule(cfg.batch_size, tokenizer.pad_token_id, cfg.seed)
-    evaluator = build_evaluator(cfg, source, generator)
+    evaluator = build_evaluator(cfg, source, generator, build_judge(cfg, source, policy_path, reward_model))
     hardware = {"device": accelerator_device(cfg.trainer) or "cpu", "threads": torch.get_num_threads()}
     sft_evaluation = eval_cache.cache_path(cfg, policy_path, evaluator.prompts, hardware) if evaluator else None
     loop = LarpoLoop(

@@ -105,10 +105,12 @@ class Evaluator:
         seed: int,
         exact=None,
         tokens: int = 4096,
+        ranking: bool = True,
     ):
         """`exact`: an `ExactEvaluator` over the same prompts, whose `exact_*` metrics join these;
         `tokens`: the token budget of a log-prob forward pass (`score_tokens`)."""
         self.prompts, self.judge, self.reference, self.tokens = prompts, judge, reference, tokens
+        self.ranking = ranking  # ndcg and ranking_accuracy: one more log-prob pass (`eval.ranking`)
         self.generator, self.k, self.temperature, self.seed = generator, k, temperature, seed
         self.exact = exact
         self.baseline_rewards: list[list[float]] | None = None
@@ -162,7 +164,8 @@ class Evaluator:
             "truncated": sum(isinstance(r, Cut) for rs in sampled for r in rs) / (n * self.k),  # cut at the cap
         }
         out.update({f"pass_at_{i}": pass_at(correct, i) for i in range(1, self.k + 1)})
-        out.update(self._ranking(model, tokenizer))
+        if self.ranking:
+            out.update(self._ranking(model, tokenizer))
         if self.exact is not None:
             out.update(self.exact(model, tokenizer))
         return out

@@ -50,6 +50,10 @@ class Plan:
     sft_evaluation: Path | None = None  # the SFT policy's cached evaluation (run/eval_cache.py)
 
 
+HEADLINE = ("win_rate_vs_sft", "accuracy_sampled", "accuracy_greedy")  # the gold judge's, logged each evaluation
+JUDGED = ("judge_win_rate_vs_sft", "judge_lc_win_rate_vs_sft", "judge_score", "response_tokens")  # eval.judge's
+
+
 class LarpoLoop(pl.Callback):
     def __init__(
         self,
@@ -292,16 +296,12 @@ class LarpoLoop(pl.Callback):
             row["dropped"] = self._dropped
             row["list_stats"] = self._lists
         self.metrics.append(row)
+        shown = [*HEADLINE, f"pass_at_{self.evaluator.k}", *JUDGED]
         log.info(
-            "[iteration %d/%d] evaluation: win_rate_vs_sft %.3f, accuracy_sampled %.3f, "
-            "accuracy_greedy %.3f, pass_at_%d %.3f",
+            "[iteration %d/%d] evaluation: %s",
             iteration,
             self.iterations,
-            metrics["win_rate_vs_sft"],
-            metrics["accuracy_sampled"],
-            metrics["accuracy_greedy"],
-            self.evaluator.k,
-            metrics[f"pass_at_{self.evaluator.k}"],
+            ", ".join(f"{m} {metrics[m]:.3f}" for m in shown if isinstance(metrics.get(m), int | float)),
         )
         if trainer.logger is not None:
             trainer.logger.log_metrics(

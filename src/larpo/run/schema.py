@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from larpo.config.fields import Memory, Schedule, at_least, num, positive
+from larpo.rewards.schema import RewardModelSchema
 
 
 @dataclass
@@ -27,6 +28,8 @@ class Eval:
     exact: bool = True  # exact_* metrics from the policy's distribution, where the world lists its answers
     sharpen: list[float] | None = num(example=0.5, ge=0)  # the SFT policy at these temperatures, untrained
     cache: bool = True  # the SFT policy's evaluation computed once per (policy, evaluation config)
+    ranking: bool = True  # ndcg and ranking_accuracy (a log-prob pass over the judged lists)
+    judge: RewardModelSchema | None = None  # a reward_model option judging held-out samples (judge_* metrics)
 
 
 @dataclass
