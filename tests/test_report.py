@@ -348,3 +348,36 @@ def test_a_sweep_continued_on_another_machine_keeps_its_settings(tmp_path):
         write_job(both, i, ["objective=listmle", machine], 0, {"win_rate_vs_sft": 0.5 + i / 10}, {})
     assert sorted(r.setting for r in collect(both).runs) == ["trainer=cpu", "trainer=gpu"]
     assert collect(both).machines == {}
+
+
+def test_a_grid_extended_by_more_iterations_joins_the_same_settings(tmp_path):
+    """RAFT-like: lr {1e-5, 1e-4, 1e-3} x 3 seeds, 3 iterations, best at the last: flagged. Extended as
+    the bracketing rule says (the same jobs with iterations=5 at lr 1e-4, whose first three
+    evaluations repeat the 3-iteration runs'), the choice moves inside the grid (iteration 4), each
+    (setting, seed, iteration) counted once."""
+    report = {"tune": "lr iteration", "tune_by": "val_win_rate_vs_sft"}
+    curve = {"1e-05": [0.52, 0.53, 0.54, 0.55, 0.56], "0.0001": [0.55, 0.57, 0.60, 0.62, 0.61], "0.001": [0.3] * 5}
+
+    def job(i: int, lr: str, seed: int, iterations: int | None):
+        history = [{"iteration": 0, "win_rate_vs_sft": 0.5, "val_win_rate_vs_sft": 0.5}]
+        for it in range(1, (iterations or 3) + 1):
+            val = curve[lr][it - 1] + 0.001 * seed
+            history.append({"iteration": it, "win_rate_vs_sft": val - 0.01, "val_win_rate_vs_sft": val})
+        overrides = [f"lr={lr}", f"seed={seed}"] + ([f"iterations={iterations}"] if iterations else [])
+        job = tmp_path / "sweep" / ("ext" if iterations else "base") / str(i)
+        (job / ".hydra").mkdir(parents=True)
+        (job / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+        config = {"seed": seed, "experiment_name": "raft", "report": report}
+        (job / "summary.json").write_text(json.dumps({"config": config, "history": history, "final": history[-1]}))
+
+    for i, (lr, seed) in enumerate((lr, s) for lr in curve for s in range(3)):
+        job(i, lr, seed, None)
+    base = write_report(tmp_path / "sweep" / "base", tmp_path / "base" / "results.md").read_text()
+    assert "| (every job) | lr=0.0001 iteration=3 | 0.601 ± 0.002 |" in base
+    assert "**The grid does not bracket the choice** for the runs (iteration)" in base
+    for seed in range(3):
+        job(seed, "0.0001", seed, 5)
+    extended = write_report(tmp_path / "sweep", tmp_path / "ext" / "results.md").read_text()
+    assert "| (every job) | lr=0.0001 iteration=4 | 0.621 ± 0.002 |" in extended
+    assert "does not bracket" not in extended
+    assert "| (every job) | 3 | 0.611 ± 0.002 |" in extended  # iteration 4's test metric, 3 seeds

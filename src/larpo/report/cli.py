@@ -89,7 +89,7 @@ def tuning_section(sweep, tuned: list[dict]) -> list[str]:
     key, by = sweep.report["tune"], sweep.report.get("tune_by") or "val_win_rate_vs_sft"
     keys = key.split()
     table = tuning_table(tuned, key, by) if len(keys) == 1 else joint_tuning_table(tuned, keys, by)
-    edges = [f"{row['setting']} ({', '.join(row['edges'])})" for row in tuned if row["edges"]]
+    edges = [f"{row['setting'] or 'the runs'} ({', '.join(row['edges'])})" for row in tuned if row["edges"]]
     warning = (
         ["", f"**The grid does not bracket the choice** for {'; '.join(edges)}: extend it past that end."]
         if edges

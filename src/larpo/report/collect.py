@@ -315,14 +315,18 @@ def tune(sweep: Sweep) -> list[dict]:
 
 
 def per_iteration(runs: list[RunResult]) -> list[RunResult]:
-    """Each run once per evaluated iteration (1, 2, ...), as the setting plus `iteration=<i>`."""
-    out = []
+    """Each run once per evaluated iteration (1, 2, ...), as the setting plus `iteration=<i>`. A
+    run's `iterations=` override is left out of its setting: a longer run (a grid extended by more
+    iterations) adds its later evaluations to the same setting, its first ones counted once."""
+    out, seen = [], set()
     for r in runs:
+        setting = " ".join(p for p in r.setting.split() if not p.startswith("iterations="))
         for h in r.history:
             i = int(h.get("iteration", 0))
-            if i >= 1:
+            if i >= 1 and (setting, r.seed, i) not in seen:
+                seen.add((setting, r.seed, i))
                 metrics = {k: v for k, v in h.items() if k != "iteration"}
-                out.append(dataclasses.replace(r, setting=f"{r.setting} iteration={i}".strip(), final=metrics))
+                out.append(dataclasses.replace(r, setting=f"{setting} iteration={i}".strip(), final=metrics))
     return out
 
 

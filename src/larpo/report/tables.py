@@ -37,7 +37,7 @@ def joint_tuning_table(rows: list[dict], keys: list[str], by: str) -> str:
         second = ranked[1] if len(ranked) > 1 else None
         edges = ", ".join(row["edges"]) or "none"
         lines.append(
-            f"| {row['setting']} | {row['chosen']} | {cell(row['scores'][row['chosen']])} "
+            f"| {row['setting'] or '(every job)'} | {row['chosen']} | {cell(row['scores'][row['chosen']])} "
             f"| {second or 'n/a'} | {cell(row['scores'][second]) if second else 'n/a'} | {edges} |"
         )
     return "\n".join(lines)
