@@ -1,5 +1,7 @@
 """Memory levers for large policies, on the micro policy: gradient checkpointing and LoRA."""
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -40,3 +42,41 @@ def test_bf16_policy_option_loads_bfloat16_weights(tiny_hub):
     model, tok = load_policy(str(tiny_hub["policy"]), dtype="bfloat16")
     assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
     assert tok.padding_side == "left" and tok.pad_token is not None
+
+
+def test_lora_reference_is_the_policy_with_its_adapters_off_and_the_merged_policy_is_saved(micro, monkeypatch):
+    """`reference=initial` with LoRA: the reference log-probs of iteration 2 (adapters trained for
+    an iteration by then) come from the policy with its adapters disabled, no second model loaded,
+    and equal the initial policy's own log-probs. `model.merge_lora=true` saves a plain model whose
+    log-probs are the trained adapter policy's."""
+    from transformers import AutoModelForCausalLM
+
+    import larpo.run.reference
+    from larpo.candidates import read_pool
+    from larpo.models.policy import load_policy
+    from larpo.run.evaluation import sequence_logps
+    from larpo.sequences import encode_prompt, encode_response
+
+    lora = "model.lora={r:4,lora_alpha:8,lora_dropout:0.0,target_modules:[q_proj,v_proj]}"
+    r = build(micro(lora, "reference=initial", "iterations=2", "model.merge_lora=true", "lr=5e-3"))
+
+    def no_second_model(*args, **kwargs):
+        raise AssertionError("reference=initial with LoRA loaded a second model")
+
+    monkeypatch.setattr(larpo.run.reference, "load_policy", no_second_model)
+    summary = fit(r)
+    run_dir = Path(summary["config"]["run_dir"])
+    pool, _ = read_pool(run_dir / "pool" / "iteration_2.jsonl")
+    tok = r.loop.tokenizer
+    seqs, stored = [], []
+    for lst in pool:
+        for j, i in enumerate(lst.kept):
+            seqs.append((encode_prompt(tok, lst.prompt), encode_response(tok, lst.responses[i], lst.ended(i))))
+            stored.append(lst.ref_logps[j])
+    initial, _ = load_policy(r.loop.reference.initial_path)
+    assert stored == pytest.approx(sequence_logps(initial, seqs, tok.pad_token_id), abs=1e-5)
+    trained = sequence_logps(r.module.policy, seqs, tok.pad_token_id)
+    assert max(abs(a - b) for a, b in zip(trained, stored)) > 1e-3  # the adapters did move the policy
+    assert not (run_dir / "policy" / "adapter_config.json").exists()
+    merged = AutoModelForCausalLM.from_pretrained(run_dir / "policy")
+    assert sequence_logps(merged, seqs, tok.pad_token_id) == pytest.approx(trained, abs=1e-4)

@@ -35,5 +35,6 @@ class ModelSchema:
     dtype: DType | None = None
     gradient_checkpointing: bool = False
     lora: dict[str, Any] | None = None
+    merge_lora: bool = False  # save the policy with its LoRA adapters merged into the weights
     arch: Arch | None = None
     sft: SFT | None = None

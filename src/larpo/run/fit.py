@@ -76,6 +76,8 @@ def fit(r: BuiltRun) -> dict:
     start = time.perf_counter()
     policy = r.module.full_policy() if r.cfg.save_policy else None  # FSDP: every rank gathers
     if policy is not None and r.trainer.is_global_zero:  # from_pretrained-ready, e.g. for larpo-generate
+        if r.cfg.model.get("merge_lora") and hasattr(policy, "merge_and_unload"):
+            policy = policy.merge_and_unload()  # a plain transformers model (e.g. for vLLM), not an adapter
         policy.save_pretrained(run_dir / "policy")
         r.loop.tokenizer.save_pretrained(run_dir / "policy")
     r.loop.timing["saving"] += time.perf_counter() - start

@@ -3,6 +3,7 @@ reference log-probs of every kept candidate computed once (never inside a traini
 
 from __future__ import annotations
 
+import contextlib
 import gc
 
 from larpo.candidates import CandidateList
@@ -37,14 +38,18 @@ class ReferenceLogps:
         items = self.tokenised(kept)
         if self.mode == "none":
             return items
-        if self.mode == "initial":
+        adapter_off = self.mode == "initial" and hasattr(policy, "disable_adapter")
+        if self.mode == "initial" and not adapter_off:
             ref_model, _ = load_policy(self.initial_path)
             ref_model.to(policy.device)
-        else:  # behavior: the current policy is this iteration's behaviour policy and reference
+        else:  # behavior: this iteration's behaviour policy; LoRA with adapters off: the initial one
             ref_model = policy
         mine = shard.mine(len(items))  # each rank scores its share of the lists
         seqs = [(items[i].prompt_ids, r) for i in mine for r in items[i].response_ids]
-        flat = sequence_logps(ref_model, seqs, self.tokenizer.pad_token_id, self.tokens)  # once per candidate
+        # LoRA leaves the base weights frozen: without its adapters the policy is the initial one,
+        # so no second model is loaded
+        with policy.disable_adapter() if adapter_off else contextlib.nullcontext():
+            flat = sequence_logps(ref_model, seqs, self.tokenizer.pad_token_id, self.tokens)  # once per candidate
         self.forwards += len(seqs)
         per_list, start = {}, 0
         for i in mine:
