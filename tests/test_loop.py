@@ -276,3 +276,17 @@ def test_answers_cut_at_max_new_tokens_are_counted_and_warned_about(micro, caplo
     for lst in pool:
         for i, ids in enumerate(r.loop.reference.tokenised([lst])[0].response_ids):
             assert (ids[-1] == eos) == lst.ended(i)
+
+
+def test_under_mixed_precision_the_reference_scores_as_the_training_forward_does(micro, tmp_path):
+    """trainer.precision=bf16-mixed: the reference (the behaviour policy itself) is scored under
+    the same autocast as training, so the first step's log-ratio and margin are 0 (in float32 the
+    reference gave -2.4e-4 on this policy)."""
+    import csv
+
+    r = build(micro("logger=csv", "trainer.log_every_n_steps=1", "trainer.precision=bf16-mixed", "iterations=1"))
+    fit(r)
+    rows = list(csv.DictReader(open(next((tmp_path / "run" / "csv").rglob("metrics.csv")))))
+    steps = [row for row in rows if row.get("train/logratio_step")]
+    assert float(steps[0]["train/logratio_step"]) == 0.0 and float(steps[0]["train/reward_margin_step"]) == 0.0
+    assert any(float(row["train/logratio_step"]) != 0.0 for row in steps[1:])  # then the policy moves

@@ -279,7 +279,9 @@ def build(cfg: DictConfig, callbacks: tuple = (), checked: bool = False) -> Buil
     loop = LarpoLoop(
         sampler,
         build_ranker(cfg, reward_model, strategy),
-        ReferenceLogps(tokenizer, cfg.reference, policy_path, cfg.score_tokens),
+        ReferenceLogps(
+            tokenizer, cfg.reference, policy_path, cfg.score_tokens, cfg.trainer.get("precision", "32-true")
+        ),
         PoolStore(run_dir),
         evaluator,
         datamodule,

@@ -6,6 +6,8 @@ from __future__ import annotations
 import contextlib
 import gc
 
+import torch
+
 from larpo.candidates import CandidateList
 from larpo.models.policy import load_policy
 from larpo.parallel.shard import Shard
@@ -14,13 +16,24 @@ from larpo.run.evaluation import sequence_logps
 from larpo.sequences import encode_prompt, encode_response
 
 
+def autocast(precision: str, model):
+    """Lightning's mixed precision for a forward outside the trainer: autocast to bf16 or fp16."""
+    if precision in ("bf16-mixed", "16-mixed"):
+        dtype = torch.bfloat16 if precision.startswith("bf16") else torch.float16
+        return torch.autocast(model.device.type, dtype=dtype)
+    return contextlib.nullcontext()
+
+
 class ReferenceLogps:
     """`mode`: behavior (the policy at the start of the iteration, Algorithm 1), initial (the SFT
     policy at `initial_path`) or none (reference-free objectives)."""
 
-    def __init__(self, tokenizer, mode: str, initial_path: str, tokens: int = 4096):
-        """`tokens`: the token budget of one scoring forward pass (`score_tokens`)."""
+    def __init__(self, tokenizer, mode: str, initial_path: str, tokens: int = 4096, precision: str = "32-true"):
+        """`tokens`: the token budget of one scoring forward pass (`score_tokens`); `precision`: the
+        trainer's, so that the reference scores as the training forward does (a mixed-precision
+        policy equal to its reference then has a log-ratio of 0, not a rounding gap)."""
         self.tokenizer, self.mode, self.initial_path, self.tokens = tokenizer, mode, initial_path, tokens
+        self.precision = str(precision)
         self.forwards = 0  # sequences the reference model scored, all iterations
 
     def tokenised(self, kept: list[CandidateList]) -> list[TrainingList]:
@@ -48,7 +61,7 @@ class ReferenceLogps:
         seqs = [(items[i].prompt_ids, r) for i in mine for r in items[i].response_ids]
         # LoRA leaves the base weights frozen: without its adapters the policy is the initial one,
         # so no second model is loaded
-        with policy.disable_adapter() if adapter_off else contextlib.nullcontext():
+        with policy.disable_adapter() if adapter_off else contextlib.nullcontext(), autocast(self.precision, policy):
             flat = sequence_logps(ref_model, seqs, self.tokenizer.pad_token_id, self.tokens)  # once per candidate
         self.forwards += len(seqs)
         per_list, start = {}, 0
