@@ -128,8 +128,13 @@ def out_of_range_cases():
             cases.append(("", f.name, f.metadata["range"]))
     for key, rng in numeric_keys(TrainSchema):
         group = key.split(".")[0]
-        if group not in GROUP_SCHEMAS and "." in key:
+        if group not in GROUP_SCHEMAS and "." in key and not key.startswith("eval.judge."):
             cases.append(("", key, rng))
+    for option in ("noisy_judge", "learned"):  # eval.judge: a reward_model option at another place
+        node = compose_cfg([f"reward_model@eval.judge={option}"]).eval.judge
+        for key, rng in numeric_keys(GROUP_SCHEMAS["reward_model"]):
+            if OmegaConf.select(node, key) is not None:
+                cases.append((f"reward_model@eval.judge={option}", f"eval.judge.{key}", rng))
     for group in GROUP_SCHEMAS:
         for option in sorted((Path(CONF) / group).glob("*.yaml")):
             node = compose_cfg([f"{group}={option.stem}", *needs_for(group, option.stem, Path("/tmp"))])[group]
