@@ -237,7 +237,11 @@ def test_a_loop_with_every_list_dropped_says_so():
     )
     loop = LarpoLoop(tied, Ranker(None, TopAndBottom(), "current", 1, 1), Reference(), None, None, None, Plan(1, 1))
     trainer = SimpleNamespace(global_rank=0, world_size=1, logger=None, global_step=0, current_epoch=0)
-    with pytest.raises(RuntimeError, match=r"every list was dropped \(\{'all_tied': 1\}\)"):
+    with pytest.raises(RuntimeError, match=r"all 1 lists were dropped \(\{'all_tied': 1\}\): the reward model gave"):
+        loop._prepare(trainer, None, iteration=1)
+    nothing = SimpleNamespace(scored=True, lists=lambda policy, iteration, shard: {})
+    loop = LarpoLoop(nothing, Ranker(None, TopAndBottom(), "current", 1, 1), Reference(), None, None, None, Plan(1, 1))
+    with pytest.raises(RuntimeError, match="nothing to train on: there are no training prompts"):
         loop._prepare(trainer, None, iteration=1)
 
 

@@ -288,7 +288,9 @@ def test_a_file_with_no_valid_line_stops_with_one_line(tmp_path):
 def test_a_run_with_every_list_dropped_stops_with_a_clear_error(micro, tmp_path):
     path = tmp_path / "tied.jsonl"
     write_lines(path, [good(f"{a}+1=", ["1", "2"], [0.3, 0.3]) for a in range(5)])
-    with pytest.raises(RuntimeError, match="every list was dropped"):
+    with pytest.raises(
+        RuntimeError, match=r"all 5 lists were dropped \(\{'all_tied': 5\}\): the reward model gave every"
+    ):
         fit(build(micro("data=lists", f"data.path={path}", "iterations=1", "objective=pairwise")))
 
 

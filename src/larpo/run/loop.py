@@ -54,6 +54,26 @@ HEADLINE = ("win_rate_vs_sft", "accuracy_sampled", "accuracy_greedy")  # the gol
 JUDGED = ("judge_win_rate_vs_sft", "judge_lc_win_rate_vs_sft", "judge_score", "response_tokens")  # eval.judge's
 
 
+# what to do about the reason that dropped the most lists or candidates
+REMEDY = {
+    "all_tied": "the reward model gave every candidate of a list the same reward; raise the temperature or "
+    "candidate_list.size, or use a reward model that separates the samples",
+    "too_few_candidates": "fewer than 2 distinct non-empty candidates per list; raise candidate_list.size or the "
+    "temperature",
+    "truncated": "samples cut at generator.max_new_tokens were dropped (candidate_list.drop_truncated); raise it",
+    "empty_response": "the samples were empty; check the prompt format (chat template) and generator.max_new_tokens",
+    "nonfinite_reward": "the reward model returned NaN or infinite rewards",
+}
+
+
+def why_dropped(n_lists: int, dropped: dict) -> str:
+    """The real cause of an iteration with no list to train on, in one line."""
+    if n_lists == 0:
+        return "there are no training prompts (check data.path, data.prompts_per_iteration and data.eval_prompts)"
+    reason = max(dropped, key=dropped.get) if dropped else None
+    return f"all {n_lists} lists were dropped ({dict(dropped)}): {REMEDY.get(reason, 'see the counts')}"
+
+
 class LarpoLoop(pl.Callback):
     def __init__(
         self,
@@ -233,8 +253,7 @@ class LarpoLoop(pl.Callback):
         ranked = self.ranker.select(merged)
         if not ranked.kept:
             raise RuntimeError(
-                f"iteration {iteration}: every list was dropped ({dict(ranked.dropped)}); nothing to "
-                "train on. Raise candidate_list.size or the temperature, or check the reward model."
+                f"iteration {iteration}: nothing to train on: {why_dropped(len(merged), ranked.dropped)}"
             )
         with self._timed("reference", iteration):
             items = self.reference.training_lists(ranked.kept, policy, self.shard)
