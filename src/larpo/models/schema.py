@@ -36,5 +36,6 @@ class ModelSchema:
     gradient_checkpointing: bool = False
     lora: dict[str, Any] | None = None
     merge_lora: bool = False  # save the policy with its LoRA adapters merged into the weights
+    gguf: dict[str, str] | None = None  # {package, file}: a GGUF file in an installed package (model.path null)
     arch: Arch | None = None
     sft: SFT | None = None

@@ -31,6 +31,7 @@ from larpo.config.schema import component
 from larpo.console import interactive, progress_callbacks
 from larpo.data.contract import Source
 from larpo.generation.contract import Generator
+from larpo.models import gguf
 from larpo.models.policy import load_policy, prepare_for_training
 from larpo.negatives.contract import Strategy
 from larpo.objectives.binding import from_config
@@ -123,6 +124,8 @@ def initial_policy(cfg: DictConfig, source: Source) -> str:
     """`model.path`, or the data option's world's SFT policy (trained first if not cached)."""
     if cfg.model.path:
         return str(cfg.model.path)
+    if cfg.model.get("gguf"):  # a GGUF file inside an installed package, converted once
+        return gguf.converted(cfg.model.gguf.package, cfg.model.gguf.file, cfg.model.cache_dir)
     if source.sft is None:
         raise ConfigError(
             "model.path", None, "this data option has no SFT stage to build the tiny policy", "give model.path=..."

@@ -268,7 +268,8 @@ class LarpoLoop(pl.Callback):
             if truncated > 0.1:
                 log.warning(
                     "[iteration %d/%d] %.0f%% of the samples hit generator.max_new_tokens=%s before ending; "
-                    "they are ranked and trained as if complete: raise generator.max_new_tokens",
+                    "they are ranked as they are (trained without EOS): raise generator.max_new_tokens, or drop "
+                    "them (candidate_list.drop_truncated=true) or penalise them (candidate_list.missing_eos_penalty)",
                     iteration,
                     self.iterations,
                     100 * truncated,
