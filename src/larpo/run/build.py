@@ -168,14 +168,15 @@ def build_judge(cfg: DictConfig, source: Source, policy_path: str, reward_model:
     """The reward model that judges held-out samples: `eval.judge` (the training reward model
     itself when it is the same option), else the training reward model where the data has no gold
     judge, else none."""
-    if cfg.eval.get("judge") is None:
+    node = OmegaConf.select(cfg, "eval.judge")
+    if node is None:
         return reward_model if source.judge is None else None
-    if reward_model is not None and OmegaConf.to_container(cfg.eval.judge) == OmegaConf.to_container(cfg.reward_model):
+    if reward_model is not None and OmegaConf.to_container(node) == OmegaConf.to_container(cfg.reward_model):
         return reward_model
     context = RewardContext(
         source, policy_path, cfg.model.cache_dir, cfg.seed, accelerator_device(cfg.trainer), cfg.progress
     )
-    return instantiate(component(cfg.eval.judge, "reward_model"))(context=context)
+    return instantiate(component(node, "reward_model"))(context=context)
 
 
 def build_evaluator(cfg: DictConfig, source: Source, generator: Generator, judge: RewardModel | None = None):

@@ -119,11 +119,11 @@ class WithJudge:
         self.judged.set_baseline(model, tokenizer)
 
     def state(self) -> dict:
-        return {"gold": self.gold.state(), "judge": self.judged.state()}
+        return {"gold": self.gold.state(), "by_reward_model": self.judged.state()}
 
     def load_state(self, state: dict) -> None:
         self.gold.load_state(state["gold"])
-        self.judged.load_state(state["judge"])
+        self.judged.load_state(state["by_reward_model"])
 
     def __call__(self, model, tokenizer) -> dict[str, float]:
         return self.gold(model, tokenizer) | self.judged(model, tokenizer)
