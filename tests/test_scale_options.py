@@ -80,3 +80,31 @@ def test_lora_reference_is_the_policy_with_its_adapters_off_and_the_merged_polic
     assert not (run_dir / "policy" / "adapter_config.json").exists()
     merged = AutoModelForCausalLM.from_pretrained(run_dir / "policy")
     assert sequence_logps(merged, seqs, tok.pad_token_id) == pytest.approx(trained, abs=1e-4)
+
+
+def test_vllm_gets_a_lora_policy_as_a_plain_merged_model(micro, tmp_path):
+    """generator=vllm reloads the policy from a directory each iteration: with LoRA that directory
+    is the merged model (no adapter files), its log-probs the adapter policy's; the training
+    policy keeps its adapters."""
+    from transformers import AutoModelForCausalLM
+
+    from larpo.generation.vllm import save_plain
+    from larpo.run.evaluation import sequence_logps
+
+    lora = "model.lora={r:4,lora_alpha:8,lora_dropout:0.0,target_modules:[q_proj,v_proj]}"
+    r = build(micro(lora, "iterations=1"))
+    policy, tok = r.module.policy, r.loop.tokenizer
+    with torch.no_grad():
+        for name, p in policy.named_parameters():
+            if "lora_B" in name:
+                p.add_(0.05)  # adapters that change the outputs
+    path = save_plain(policy, tok, tmp_path / "vllm")
+    assert not (Path(path) / "adapter_config.json").exists() and hasattr(policy, "disable_adapter")
+    seqs = [(tok("1+2=")["input_ids"], tok("3", add_special_tokens=False)["input_ids"] + [tok.eos_token_id])]
+    merged = AutoModelForCausalLM.from_pretrained(path)
+    assert sequence_logps(merged, seqs, tok.pad_token_id) == pytest.approx(
+        sequence_logps(policy, seqs, tok.pad_token_id), abs=1e-4
+    )
+    with policy.disable_adapter():
+        base = sequence_logps(policy, seqs, tok.pad_token_id)
+    assert abs(base[0] - sequence_logps(merged, seqs, tok.pad_token_id)[0]) > 1e-3

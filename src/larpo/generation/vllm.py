@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import copy
 import time
 
 from larpo.generation.contract import Cut, chunk_seed
 from larpo.sequences import prompt_text
+
+
+def save_plain(model, tokenizer, directory) -> str:
+    """Save a policy as a plain transformers directory, which vLLM loads as a model: a LoRA
+    policy (peft) is saved with its adapters merged into a copy of the weights, not as an adapter
+    directory (vLLM would not load that as a model)."""
+    if hasattr(model, "merge_and_unload"):
+        model = copy.deepcopy(model).merge_and_unload()
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return str(directory)
 
 
 class VLLMGenerator:
@@ -50,9 +62,7 @@ class VLLMGenerator:
         if self.llm is None or fingerprint != self.loaded:
             path = self.path
             if self.loaded is not None or path is None:  # hand vLLM the policy's current weights
-                model.save_pretrained(self.work_dir)
-                tokenizer.save_pretrained(self.work_dir)
-                path = str(self.work_dir)
+                path = save_plain(model, tokenizer, self.work_dir)
             self.llm = None  # free the old engine's memory first
             self.llm = self.vllm.LLM(model=path, **self.engine_args)
             self.loaded = fingerprint
