@@ -12,7 +12,7 @@ from helpers.fakes import ScriptedGenerator, TableReward, candidate_list
 from larpo.data.contract import Source
 from larpo.negatives.strategies import SamePrompt, TopAndBottom, Unrelated
 from larpo.parallel.shard import Shard
-from larpo.run.loop import LarpoLoop, Plan
+from larpo.run.loop import LarpoLoop, Plan, mostly_dropped
 from larpo.run.ranking import Ranker, Truncation
 from larpo.run.sampling import CandidateSampler, SamplingSpec
 
@@ -243,6 +243,15 @@ def test_a_loop_with_every_list_dropped_says_so():
     loop = LarpoLoop(nothing, Ranker(None, TopAndBottom(), "current", 1, 1), Reference(), None, None, None, Plan(1, 1))
     with pytest.raises(RuntimeError, match="nothing to train on: there are no training prompts"):
         loop._prepare(trainer, None, iteration=1)
+
+
+def test_most_lists_dropped_says_why_and_what_helps():
+    """negatives=ranked on a weak policy: 13 of 16 lists all tied. The log says so, with the fix."""
+    line = mostly_dropped({"all_tied": 13}, kept=3)
+    assert line.startswith("13 lists dropped against 3 kept ({'all_tied': 13}): the reward model gave every")
+    assert mostly_dropped({"all_tied": 2, "too_few_candidates": 1}, kept=3) is None  # not most
+    assert mostly_dropped({"truncated": 40}, kept=3) is None  # candidates, not lists
+    assert "raise candidate_list.size" in mostly_dropped({"too_few_candidates": 5, "all_tied": 1}, kept=1)
 
 
 @pytest.mark.parametrize(("objective", "erased"), [("listmle", False), ("listmle_erased", True)])

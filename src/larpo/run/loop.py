@@ -74,6 +74,16 @@ def why_dropped(n_lists: int, dropped: dict) -> str:
     return f"all {n_lists} lists were dropped ({dict(dropped)}): {REMEDY.get(reason, 'see the counts')}"
 
 
+def mostly_dropped(dropped: dict, kept: int) -> str | None:
+    """When more lists were dropped as tied or too small than kept (most sampling wasted), why and
+    what helps."""
+    lost = {k: v for k, v in dropped.items() if k in ("all_tied", "too_few_candidates")}
+    if not lost or sum(lost.values()) <= kept:
+        return None
+    reason = max(lost, key=lost.get)
+    return f"{sum(lost.values())} lists dropped against {kept} kept ({dict(lost)}): {REMEDY[reason]}"
+
+
 class LarpoLoop(pl.Callback):
     def __init__(
         self,
@@ -285,6 +295,9 @@ class LarpoLoop(pl.Callback):
             self._lists.get("sample_reward", math.nan),
             self._lists.get("sample_tokens", math.nan),
         )
+        wasted = mostly_dropped(self._dropped, len(items))
+        if wasted:
+            log.warning("[iteration %d/%d] %s", iteration, self.iterations, wasted)
         if trainer.logger is not None:
             trainer.logger.log_metrics(
                 {"data/lists": len(items), **{f"data/dropped_{k}": v for k, v in self._dropped.items()}}
