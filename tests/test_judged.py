@@ -82,3 +82,24 @@ def test_a_run_reports_a_reward_models_judgement_beside_the_gold_judge(micro):
     assert first["judge_win_rate_vs_sft"] == 0.5 and first["judge_lc_win_rate_vs_sft"] == pytest.approx(0.5, abs=1e-6)
     assert 0 <= last["judge_win_rate_vs_sft"] <= 1 and last["response_tokens"] > 0
     assert "win_rate_vs_sft" in last and "ndcg" not in last  # the gold judge too; no ranking pass
+
+
+class RankInList:
+    """A list-relative judge: a candidate's score is its rank by length within the list it came in."""
+
+    list_relative = True
+
+    def score(self, prompts, candidates):
+        return [[float(sorted(map(len, rs)).index(len(r))) for r in rs] for rs in candidates]
+
+
+def test_a_list_relative_judge_scores_policy_and_sft_samples_as_one_list():
+    sft = ScriptedGenerator({"p": ["aa", "aaaa"]})
+    policy = ScriptedGenerator({"p": ["aaa", "a"]})
+    tokenizer = char_tokenizer()
+    ev = JudgeEvaluator(["p"], RankInList(), sft, k=2, temperature=1.0, seed=0)
+    ev.set_baseline(None, tokenizer)
+    ev.generator = policy
+    out = ev(None, tokenizer)
+    # one list [aaa, a, aa, aaaa]: ranks 2, 0 vs 1, 3 -> aaa beats aa, loses to aaaa; a loses to both
+    assert out["judge_win_rate_vs_sft"] == pytest.approx(1 / 4) and out["judge_score"] == pytest.approx(1.0)

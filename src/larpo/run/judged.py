@@ -64,7 +64,19 @@ class JudgeEvaluator:
         scores = self.judge.score(self.prompts, sampled)
         lengths = [[len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in rs] for rs in sampled]
         cut = sum(isinstance(r, Cut) for rs in sampled for r in rs)
-        return {"scores": scores, "lengths": lengths, "truncated": cut / max(1, len(self.prompts) * self.k)}
+        return {
+            "texts": [[str(r) for r in rs] for rs in sampled],
+            "scores": scores,
+            "lengths": lengths,
+            "truncated": cut / max(1, len(self.prompts) * self.k),
+        }
+
+    def _together(self, mine: dict, baseline: dict) -> tuple[dict, dict]:
+        """A list-relative judge (PairRM) scores each list against itself: the policy's and the
+        SFT policy's samples of a prompt are scored as one list, so their scores compare."""
+        both = self.judge.score(self.prompts, [a + b for a, b in zip(mine["texts"], baseline["texts"], strict=True)])
+        k = self.k
+        return {**mine, "scores": [s[:k] for s in both]}, {**baseline, "scores": [s[k:] for s in both]}
 
     def set_baseline(self, model, tokenizer) -> None:
         self.baseline = self._samples(model, tokenizer, self.temperature)
@@ -79,7 +91,10 @@ class JudgeEvaluator:
         if self.baseline is None:
             self.set_baseline(model, tokenizer)
         mine = self._samples(model, tokenizer, self.temperature if temperature is None else temperature)
-        return judged_metrics(mine, self.baseline)
+        baseline = self.baseline
+        if getattr(self.judge, "list_relative", False):
+            mine, baseline = self._together(mine, baseline)
+        return judged_metrics(mine, baseline)
 
     def sharpened(self, model, tokenizer, temperature: float) -> dict[str, float]:
         return self(model, tokenizer, temperature)
