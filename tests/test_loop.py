@@ -233,6 +233,14 @@ def test_training_signals_are_logged_even_in_a_short_run(micro, tmp_path):
     assert stats["sample_reward"] == pytest.approx(sum(w for _, w in samples) / len(samples))
     lengths = [len(r.loop.tokenizer(resp, add_special_tokens=False)["input_ids"]) for resp, _ in samples]
     assert stats["sample_tokens"] == pytest.approx(sum(lengths) / len(lengths))
+    pool, _ = read_pool(Path(summary["config"]["run_dir"]) / "pool" / "iteration_2.jsonl")
+    kept = [lst for lst in pool if lst.kept]
+
+    def tokens(lst, i):  # the response's tokens and the EOS the policy generated
+        return len(r.loop.tokenizer(lst.responses[i], add_special_tokens=False)["input_ids"]) + lst.ended(i)
+
+    assert stats["kept_top_tokens"] == pytest.approx(sum(tokens(x, x.kept[0]) for x in kept) / len(kept))
+    assert stats["kept_bottom_tokens"] == pytest.approx(sum(tokens(x, x.kept[-1]) for x in kept) / len(kept))
     rows = list(csv.DictReader(open(next((tmp_path / "run" / "csv").rglob("metrics.csv")))))
     epochs = [row for row in rows if row.get("train/loss_epoch")]
     assert len(epochs) == 2  # 2 iterations x 1 epoch

@@ -273,6 +273,10 @@ class LarpoLoop(pl.Callback):
         self.datamodule.set_lists(items)
         self._dropped = dict(ranked.dropped)
         self._lists = list_statistics(ranked.pool, len(ranked.kept), self.judge) | self._samples(current)
+        # the trained positives' and negatives' lengths (tokens, EOS included where generated):
+        # a gap between them is a length preference the objective will learn
+        self._lists["kept_top_tokens"] = sum(len(it.response_ids[0]) for it in items) / len(items)
+        self._lists["kept_bottom_tokens"] = sum(len(it.response_ids[-1]) for it in items) / len(items)
         if truncated is not None:
             self._lists["truncated"] = truncated
             if truncated > 0.1:
