@@ -277,9 +277,13 @@ def build(cfg: DictConfig, callbacks: tuple = (), checked: bool = False) -> Buil
     if not sampler.scored:
         reward_model = timed(timing, "reward_model", lambda: build_reward_model(cfg, source, policy_path))
     datamodule = ListDataModule(cfg.batch_size, tokenizer.pad_token_id, cfg.seed)
-    evaluator = build_evaluator(cfg, source, generator, build_judge(cfg, source, policy_path, reward_model))
+    judge = build_judge(cfg, source, policy_path, reward_model)
+    evaluator = build_evaluator(cfg, source, generator, judge)
     hardware = {"device": accelerator_device(cfg.trainer) or "cpu", "threads": torch.get_num_threads()}
-    sft_evaluation = eval_cache.cache_path(cfg, policy_path, evaluator.prompts, hardware) if evaluator else None
+    judged_by = OmegaConf.select(cfg, "eval.judge") or (cfg.reward_model if judge is not None else None)
+    sft_evaluation = (
+        eval_cache.cache_path(cfg, policy_path, evaluator.prompts, hardware, judged_by) if evaluator else None
+    )
     loop = LarpoLoop(
         sampler,
         build_ranker(cfg, reward_model, strategy),

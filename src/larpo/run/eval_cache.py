@@ -38,10 +38,13 @@ def policy_identity(path: str) -> list:
     ]
 
 
-def cache_path(cfg: DictConfig, policy_path: str, prompts: list[str], hardware: dict | None = None) -> Path | None:
+def cache_path(
+    cfg: DictConfig, policy_path: str, prompts: list[str], hardware: dict | None = None, judge=None
+) -> Path | None:
     """Where the SFT evaluation of this run is cached; None with `eval.cache=false`. `hardware`
     (the device and the torch thread count) is part of the key: they change the order of
-    floating-point sums, so a cached evaluation is the one this process would compute, to the digit."""
+    floating-point sums, so a cached evaluation is the one this process would compute, to the digit.
+    `judge`: the config node of the reward model that judges held-out samples, if one does."""
     if not cfg.eval.get("cache", True):
         return None
 
@@ -58,6 +61,7 @@ def cache_path(cfg: DictConfig, policy_path: str, prompts: list[str], hardware: 
         "generator": node("generator", ("progress",)),
         "seed": cfg.seed,
         "hardware": hardware or {},
+        "judge": OmegaConf.to_container(judge, resolve=True) if judge is not None else None,  # a reward model judging
     }
     key = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
     return Path(cfg.model.cache_dir).expanduser() / "evaluations" / f"sft-{key}.json"
