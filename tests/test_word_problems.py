@@ -63,7 +63,6 @@ def test_smollm2_runs_one_iteration_on_word_problems(tmp_path):
             "data.eval_prompts=8",
             "iterations=1",
             "eval.samples=2",
-            "candidate_list.size=2",
             "generator.max_new_tokens=48",
             "progress=false",
             "logger=csv",
