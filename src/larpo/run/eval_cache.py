@@ -61,7 +61,7 @@ def cache_path(
         "generator": node("generator", ("progress",)),
         "seed": cfg.seed,
         "hardware": hardware or {},
-        "judge": OmegaConf.to_container(judge, resolve=True) if judge is not None else None,  # a reward model judging
+        "judged_by": OmegaConf.to_container(judge, resolve=True) if judge is not None else None,  # a reward model
     }
     key = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
     return Path(cfg.model.cache_dir).expanduser() / "evaluations" / f"sft-{key}.json"

@@ -273,10 +273,7 @@ class LarpoLoop(pl.Callback):
         self.datamodule.set_lists(items)
         self._dropped = dict(ranked.dropped)
         self._lists = list_statistics(ranked.pool, len(ranked.kept), self.judge) | self._samples(current)
-        # the trained positives' and negatives' lengths (tokens, EOS included where generated):
-        # a gap between them is a length preference the objective will learn
-        self._lists["kept_top_tokens"] = sum(len(it.response_ids[0]) for it in items) / len(items)
-        self._lists["kept_bottom_tokens"] = sum(len(it.response_ids[-1]) for it in items) / len(items)
+        self._lists |= self._kept_lengths(ranked.kept)
         if truncated is not None:
             self._lists["truncated"] = truncated
             if truncated > 0.1:
@@ -309,6 +306,20 @@ class LarpoLoop(pl.Callback):
                 step=trainer.global_step,
             )
         self._log_table(trainer, iteration, ranked.kept)
+
+    def _kept_lengths(self, kept: list[CandidateList]) -> dict[str, float]:
+        """The trained top and bottom candidates' mean lengths (tokens, EOS included where it was
+        generated): a gap between them is a length preference the objective will learn."""
+        if not kept or self.tokenizer is None:
+            return {}
+
+        def tokens(lst: CandidateList, i: int) -> int:
+            return len(self.tokenizer(lst.responses[i], add_special_tokens=False)["input_ids"]) + lst.ended(i)
+
+        return {
+            "kept_top_tokens": sum(tokens(lst, 0) for lst in kept) / len(kept),
+            "kept_bottom_tokens": sum(tokens(lst, len(lst) - 1) for lst in kept) / len(kept),
+        }
 
     def _samples(self, current: dict[str, CandidateList]) -> dict[str, float]:
         """This iteration's samples: their mean reward-model score and their mean length in tokens
