@@ -165,13 +165,16 @@ def test_an_interrupted_sweep_continues_where_it_stopped(tmp_path, cache_dir):
     args = [*MICRO, f"model.cache_dir={cache_dir}", "iterations=4", "objective=pairwise,contrastive,listmle"]
     args.append("reuse=false")  # every job trains here, whatever other tests ran
     command = [sys.executable, "-m", "larpo", "-m", *args, f"hydra.sweep.dir={sweep}"]
-    first = subprocess.Popen(command, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    for _ in range(6000):
-        if (sweep / "0" / "summary.json").is_file() and (sweep / "1" / "checkpoints" / "last.ckpt").is_file():
-            break
-        time.sleep(0.05)
-    first.send_signal(signal.SIGINT)
-    _, err = first.communicate(timeout=300)
+    log = tmp_path / "first.log"  # a file, not a pipe: an unread pipe that fills up blocks the sweep
+    with open(log, "w") as out:
+        first = subprocess.Popen(command, env=ENV, stdout=out, stderr=subprocess.STDOUT, text=True)
+        for _ in range(6000):
+            if (sweep / "0" / "summary.json").is_file() and (sweep / "1" / "checkpoints" / "last.ckpt").is_file():
+                break
+            time.sleep(0.05)
+        first.send_signal(signal.SIGINT)
+        first.wait(timeout=300)
+    err = log.read_text()
     assert first.returncode == 130, err[-2000:]
     assert "larpo: stopped. Continue this sweep with:" in err and f"hydra.sweep.dir={sweep}" in err
     assert "Traceback" not in err
