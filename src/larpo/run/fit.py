@@ -35,6 +35,7 @@ def summarise(r: BuiltRun) -> dict:
         "final": {k: v for k, v in last.items() if k not in ("iteration", "dropped", "list_stats")},
         "timing": {k: round(v, 3) for k, v in timing.items()},
         "throughput": {k: round(v, 1) for k, v in throughput.items()},
+        "memory": r.loop.memory(),
         "reference_forwards": r.loop.reference.forwards,
         "data": r.data_report,
     }
@@ -88,6 +89,12 @@ def fit(r: BuiltRun) -> dict:
     jobs.register(summary["config"], run_dir / "summary.json")  # later jobs with this config reuse it
     finish_logger(r.trainer.logger, summary, r.trainer.global_step)
     log.info("seconds per phase: %s", ", ".join(f"{k} {v:.1f}" for k, v in summary["timing"].items()))
+    memory = summary["memory"]
+    log.info(
+        "peak memory %.0f MB; raised by %s",
+        memory["peak_rss_mb"],
+        ", ".join(f"{k} {v:.0f}" for k, v in sorted(memory["rise_mb"].items(), key=lambda kv: -kv[1])),
+    )
     log.info("tokens per second: %s", ", ".join(f"{k} {v:.0f}" for k, v in summary["throughput"].items()))
     log.info("run finished in %.0f s: %s", summary["timing"]["total"], run_dir / "summary.json")
     larpo.process_started = time.time()  # a next sweep job in this process starts its clock here

@@ -13,7 +13,9 @@ from __future__ import annotations
 import logging
 import math
 import os
+import resource
 import shutil
+import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -35,6 +37,11 @@ from larpo.run.reference import ReferenceLogps
 from larpo.run.sampling import CandidateSampler, GivenLists
 
 log = logging.getLogger("larpo")
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far, in MB (Linux counts kB, macOS bytes)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 * 1024 if sys.platform == "darwin" else 1024)
 
 
 @dataclass(frozen=True)
@@ -110,10 +117,12 @@ class LarpoLoop(pl.Callback):
         self.history: list[dict[str, CandidateList]] = []  # per iteration, prompt -> scored list
         self.metrics: list[dict] = []
         self.timing: dict[str, float] = defaultdict(float, phases or {})
+        self.rss_rise: dict[str, float] = defaultdict(float)  # MB each phase raised the process's peak by
         self.iteration = 0
         self.started = time.perf_counter() if started is None else started
         self.wall_before = 0.0  # wall seconds of the run before it was resumed
         self._epoch_start = 0.0
+        self._epoch_rss = 0.0
         self.shard = Shard()  # set at fit start
         self.resuming = False  # fit sets it when a checkpoint will be restored
         self._restore_on_load = False
@@ -176,6 +185,14 @@ class LarpoLoop(pl.Callback):
         timing["total"] = total
         return timing
 
+    def memory(self) -> dict:
+        """The process's peak resident memory and how much each phase raised it: the phase that
+        set the peak is the one to shrink (the rest, before the loop: `startup`)."""
+        peak = peak_rss_mb()
+        rise = {k: round(v, 1) for k, v in self.rss_rise.items() if v > 0}
+        rise["startup"] = round(max(0.0, peak - sum(self.rss_rise.values())), 1)
+        return {"peak_rss_mb": round(peak, 1), "rise_mb": rise}
+
     def _restore(self) -> None:
         """Rebuild the evaluation baseline, the memory and the current iteration's training lists."""
         log.info("[iteration %d/%d] resuming from %s", self.iteration, self.iterations, self.pool.run_dir)
@@ -213,6 +230,7 @@ class LarpoLoop(pl.Callback):
 
     def on_train_epoch_start(self, trainer, pl_module):
         self._epoch_start = time.perf_counter()
+        self._epoch_rss = peak_rss_mb()
         log.info(
             "[iteration %d/%d] training: epoch %d/%d",
             self.iteration,
@@ -223,6 +241,7 @@ class LarpoLoop(pl.Callback):
 
     def on_train_epoch_end(self, trainer, pl_module):
         self.timing["training"] += time.perf_counter() - self._epoch_start
+        self.rss_rise["training"] += peak_rss_mb() - self._epoch_rss
         if (trainer.current_epoch + 1) % self.plan.epochs_per_iteration == 0:
             policy = pl_module.full_policy()  # under FSDP a full copy, gathered once for both phases
             if self.plan.evaluate_every or self.iteration == self.iterations:
@@ -237,11 +256,12 @@ class LarpoLoop(pl.Callback):
     def _timed(self, phase: str, iteration: int):
         """Log the phase and add its wall time to `timing[phase]`."""
         log.info("[iteration %d/%d] %s", iteration, self.iterations, phase)
-        start = time.perf_counter()
+        start, rss = time.perf_counter(), peak_rss_mb()
         try:
             yield
         finally:
             self.timing[phase] += time.perf_counter() - start
+            self.rss_rise[phase] += peak_rss_mb() - rss
 
     def _prepare(self, trainer, policy, iteration: int) -> None:
         """Sample, rank and select with `policy` (the full weights: ranks sample different prompts)."""
