@@ -64,7 +64,8 @@ JUDGED = ("judge_win_rate_vs_sft", "judge_lc_win_rate_vs_sft", "judge_score", "r
 # what to do about the reason that dropped the most lists or candidates
 REMEDY = {
     "all_tied": "the reward model gave every candidate of a list the same reward; raise the temperature or "
-    "candidate_list.size, or use a reward model that separates the samples",
+    "candidate_list.size, use a reward model that separates the samples, or, where the data has reference "
+    "answers (GSM8K-style), put the reference on top of each list with negatives=hardest",
     "too_few_candidates": "fewer than 2 distinct non-empty candidates per list; raise candidate_list.size or the "
     "temperature",
     "truncated": "samples cut at generator.max_new_tokens were dropped (candidate_list.drop_truncated); raise it",
