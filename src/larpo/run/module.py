@@ -109,7 +109,9 @@ class LarpoModule(pl.LightningModule):
             return
         norms = [p.grad.detach().norm(2) for p in self.policy.parameters() if p.grad is not None]
         if norms:  # before clipping: the norm the step would have had
-            self.log("train/grad_norm", torch.linalg.vector_norm(torch.stack(norms)), on_step=True, on_epoch=True)
+            # one value per step: the epoch mean is over steps (batch_size=1), not weighted by lists
+            norm = torch.linalg.vector_norm(torch.stack(norms))
+            self.log("train/grad_norm", norm, on_step=True, on_epoch=True, batch_size=1)
 
     def configure_model(self):
         """Under `trainer=fsdp` (a ModelParallelStrategy sets the device mesh): shard the policy."""
