@@ -196,6 +196,12 @@ def test_tuning_chooses_on_validation_and_reports_the_test_metrics(tmp_path):
     assert "| objective=listmle > objective=pairwise | 0.022 ± 0.002 | 5 |" in md
     rows = list(csv.DictReader(open(tmp_path / "out" / "runs.csv")))
     assert len(rows) == 20 and {r["setting"] for r in rows} >= {"objective=pairwise lr=0.0001"}  # every run kept
+    picked = json.loads((tmp_path / "out" / "choices.json").read_text())
+    assert [(c["overrides"], c["at_an_end"]) for c in picked["settings"]] == [
+        ("objective=pairwise lr=1e-05", ["lr"]),
+        ("objective=listmle lr=0.0001", ["lr"]),
+    ]
+    assert picked["settings"][1]["runner_up"]["score"]["mean"] == pytest.approx(0.51)
     rebuilt = write_report(tmp_path / "out" / "runs.csv").read_text()
     assert [x for x in rebuilt.splitlines() if x.startswith("|")] == [x for x in md.splitlines() if x.startswith("|")]
 
@@ -203,7 +209,9 @@ def test_tuning_chooses_on_validation_and_reports_the_test_metrics(tmp_path):
 def test_one_seed_shows_no_interval(tmp_path):
     write_job(tmp_path, 0, ["objective=listmle"], 0, {"win_rate_vs_sft": 0.61}, {"win_rate_vs_sft": 0.5})
     write_job(tmp_path, 1, ["objective=pairwise"], 0, {"win_rate_vs_sft": 0.58}, {"win_rate_vs_sft": 0.5})
+    (tmp_path / "choices.json").write_text("{}")  # an earlier report's: nothing is chosen in this one
     text = write_report(tmp_path).read_text()
+    assert not (tmp_path / "choices.json").exists()
     rows = [line for line in text.splitlines() if line.startswith("| objective=")]
     assert rows[0].startswith("| objective=listmle | 1 | 0.610 |") and not any("±" in r for r in rows)
 
@@ -317,6 +325,17 @@ def test_joint_tuning_over_lr_beta_and_iteration_flags_unbracketed_choices(tmp_p
     assert "| objective=listmle > objective=pairwise | 0.030 ± 0.000 | 5 |" in md
     rebuilt = write_report(tmp_path / "out" / "runs.csv").read_text()
     assert [x for x in rebuilt.splitlines() if x.startswith("|")] == [x for x in md.splitlines() if x.startswith("|")]
+    # the choices as data: the values, their score, the ends, the overrides that run them again
+    picked = {c["setting"]: c for c in json.loads((tmp_path / "out" / "choices.json").read_text())["settings"]}
+    assert picked["objective=listmle"]["chosen"] == {"lr": "0.001", "beta": "0.1", "iteration": "3"}
+    assert picked["objective=listmle"]["at_an_end"] == ["lr", "beta", "iteration"]
+    assert picked["objective=contrastive"]["at_an_end"] == []
+    pairwise = picked["objective=pairwise"]
+    assert pairwise["overrides"] == "objective=pairwise lr=0.0001 beta=0.3 iterations=2"
+    assert pairwise["score"]["mean"] == pytest.approx(0.600) and pairwise["score"]["seeds"] == 5
+    assert pairwise["score"]["ci95"] == pytest.approx(0.009, abs=5e-4)
+    assert pairwise["runner_up"]["score"]["mean"] == pytest.approx(0.54)  # iteration 1 of another (lr, beta)
+    assert pairwise["runner_up"]["chosen"]["iteration"] == "1"
 
 
 def test_a_sweep_continued_on_another_machine_keeps_its_settings(tmp_path):

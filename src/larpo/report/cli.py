@@ -19,7 +19,15 @@ from pathlib import Path
 from larpo.report.collect import EXACT, METRICS, collect, read_runs_csv, tune, write_history_csv, write_runs_csv
 from larpo.report.figures import figure, history_figure
 from larpo.report.stats import ALPHA, MARGIN, MOVED
-from larpo.report.tables import claims, claims_table, joint_tuning_table, paired_table, table, tuning_table
+from larpo.report.tables import (
+    choices,
+    claims,
+    claims_table,
+    joint_tuning_table,
+    paired_table,
+    table,
+    tuning_table,
+)
 
 
 def write_report(source: Path, out: Path | None = None) -> Path:
@@ -34,6 +42,12 @@ def write_report(source: Path, out: Path | None = None) -> Path:
         write_history_csv(sweep, runs_csv.with_name("history.csv"))
         runs_csv.with_name("report.json").write_text(json.dumps(sweep.report, indent=2, allow_nan=False) + "\n")
     tuned = tune(sweep)
+    if tuned:  # the choices as data, e.g. to confirm them on fresh seeds
+        keys, by = sweep.report["tune"].split(), sweep.report.get("tune_by") or "val_win_rate_vs_sft"
+        text = json.dumps(choices(tuned, keys, by), indent=2, allow_nan=False)
+        out.with_name("choices.json").write_text(text + "\n")
+    else:  # no stale choices from an earlier report of another sweep
+        out.with_name("choices.json").unlink(missing_ok=True)
     png = figure(sweep, out.with_suffix(".png"))
     name = sweep.name or source.stem
     metrics = METRICS + [m for m in EXACT if any(m in r.final for r in sweep.runs)]

@@ -43,6 +43,42 @@ def joint_tuning_table(rows: list[dict], keys: list[str], by: str) -> str:
     return "\n".join(lines)
 
 
+def choices(rows: list[dict], keys: list[str], by: str) -> dict:
+    """`report.tune`'s choices as plain data (`choices.json`): per setting the chosen values, their
+    score and the runner-up's, the keys at an end of their grid, and the overrides that run the
+    choice again (`iteration=i` becomes `iterations=i`), e.g. on fresh seeds to confirm it."""
+    out = []
+    for row in rows:
+        ranked = sorted((v for v in row["scores"] if row["scores"][v]), key=lambda v: -mean_ci(row["scores"][v])[0])
+        chosen = parse_choice(keys, row["chosen"])
+        out.append(
+            {
+                "setting": row["setting"],
+                "chosen": chosen,
+                "score": _score(row["scores"][row["chosen"]]),
+                "runner_up": {"chosen": parse_choice(keys, ranked[1]), "score": _score(row["scores"][ranked[1]])}
+                if len(ranked) > 1
+                else None,
+                "at_an_end": row["edges"],
+                "overrides": " ".join(
+                    [row["setting"]] * bool(row["setting"])
+                    + [f"{'iterations' if k == 'iteration' else k}={v}" for k, v in chosen.items()]
+                ),
+            }
+        )
+    return {"tune": " ".join(keys), "tune_by": by, "settings": out}
+
+
+def parse_choice(keys: list[str], value: str) -> dict[str, str]:
+    """A choice's label (`1e-4` for one key, `lr=1e-4 beta=0.3` for several) as {key: value}."""
+    return {keys[0]: value} if len(keys) == 1 else dict(p.split("=", 1) for p in value.split())
+
+
+def _score(values: list[float]) -> dict:
+    mean, half = mean_ci(values)
+    return {"mean": mean, "ci95": half, "seeds": len(values)}
+
+
 def _fmt(m: float, h: float | None) -> str:
     return f"{m:.3f}" if h is None else f"{m:.3f} ± {h:.3f}"
 
