@@ -201,3 +201,55 @@ def test_an_interrupted_sweep_continues_where_it_stopped(tmp_path, cache_dir):
     for objective in ("pairwise", "contrastive", "listmle"):
         assert table.count(f"| objective={objective} | 1 |") == 1
     assert "Duplicate" not in report
+
+
+def test_regime_a_confirm_is_written_from_the_choices_of_stage_1(tmp_path):
+    """experiments/regime_a_confirm.py turns the two stage-1 reports' choices.json into one method
+    option per objective (its chosen lr, beta, iterations) and the confirmation sweep (those four
+    methods on seeds 5-9, stage 1's protocol, claims and metric), which compose from a config dir."""
+    from hydra import compose, initialize_config_module
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "experiments"))
+    try:
+        from regime_a_confirm import main
+    finally:
+        sys.path.pop(0)
+
+    def choice(setting, **chosen):
+        return {"setting": setting, "chosen": chosen, "score": {"mean": 0.6, "ci95": 0.01, "seeds": 5},
+                "at_an_end": ["iteration"], "overrides": "unused"}  # fmt: skip
+
+    results = tmp_path / "results"
+    picks = {
+        "regime_a_bracketed": [
+            choice("objective=pairwise", lr="1e-05", beta="0.3", iteration="2"),
+            choice("objective=contrastive", lr="3e-05", beta="8.1", iteration="7"),
+            choice("objective=listmle", lr="0.0001", beta="0.9", iteration="4"),
+        ],
+        "regime_a_bracketed_raft": [choice("", lr="0.0003", iteration="9")],
+    }
+    for name, rows in picks.items():
+        (results / name).mkdir(parents=True)
+        (results / name / "choices.json").write_text(json.dumps({"settings": rows}))
+    conf = tmp_path / "conf"
+    (conf / "method").mkdir(parents=True)
+    (conf / "experiment").mkdir()
+    main(["--results", str(results), "--conf", str(conf)])
+    expected = {
+        "pairwise": (1e-5, 0.3, 2),
+        "contrastive": (3e-5, 8.1, 7),
+        "listmle": (1e-4, 0.9, 4),
+        "raft": (3e-4, None, 9),
+    }
+    with initialize_config_module("larpo.conf", version_base="1.3"):
+        for name, (lr, beta, iterations) in expected.items():
+            overrides = [f"hydra.searchpath=[file://{conf}]", "experiment=regime_a_confirm", f"method=regime_a_{name}"]
+            cfg = compose("train", overrides=overrides, return_hydra_config=True)
+            assert cfg.objective._target_.endswith(f".{name}")
+            assert (cfg.lr, cfg.iterations, cfg.sft_weight, cfg.reference) == (lr, iterations, 0.0, "initial")
+            assert beta is None or cfg.beta == beta
+            assert cfg.candidate_list.size == 4 and not cfg.eval.every_iteration and cfg.eval.validation == 0.3
+    params = cfg.hydra.sweeper.params
+    assert params.seed == "5,6,7,8,9" and params.method.split(",") == [f"regime_a_{n}" for n in expected]
+    assert cfg.report.metric == "exact_win_rate_vs_sft" and len(cfg.report.claims) == 4
+    assert "method=regime_a_listmle > method=regime_a_raft" in cfg.report.claims
