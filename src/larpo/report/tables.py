@@ -33,7 +33,7 @@ def joint_tuning_table(rows: list[dict], keys: list[str], by: str) -> str:
         "|---|---|---|---|---|---|",
     ]
     for row in rows:
-        ranked = sorted((v for v in row["scores"] if row["scores"][v]), key=lambda v: -mean_ci(row["scores"][v])[0])
+        ranked = _ranked(row["scores"])
         second = ranked[1] if len(ranked) > 1 else None
         edges = ", ".join(row["edges"]) or "none"
         lines.append(
@@ -49,7 +49,7 @@ def choices(rows: list[dict], keys: list[str], by: str) -> dict:
     choice again (`iteration=i` becomes `iterations=i`), e.g. on fresh seeds to confirm it."""
     out = []
     for row in rows:
-        ranked = sorted((v for v in row["scores"] if row["scores"][v]), key=lambda v: -mean_ci(row["scores"][v])[0])
+        ranked = _ranked(row["scores"])
         chosen = parse_choice(keys, row["chosen"])
         out.append(
             {
@@ -77,6 +77,11 @@ def parse_choice(keys: list[str], value: str) -> dict[str, str]:
 def _score(values: list[float]) -> dict:
     mean, half = mean_ci(values)
     return {"mean": mean, "ci95": half, "seeds": len(values)}
+
+
+def _ranked(scores: dict[str, list[float]]) -> list[str]:
+    """The scored values of one setting, best mean first."""
+    return sorted((v for v in scores if scores[v]), key=lambda v: -mean_ci(scores[v])[0])
 
 
 def _fmt(m: float, h: float | None) -> str:
