@@ -102,6 +102,26 @@ def test_sigterm_stops_cleanly_prints_the_resume_command_and_the_run_resumes(tmp
     assert [h["iteration"] for h in summary["history"]] == [0, 1, 2]
 
 
+def test_after_a_sigterm_any_exit_of_the_run_is_a_stop(monkeypatch):
+    """Lightning stops its loop after a SIGTERM with `SIGTERMException`, a SystemExit with no code;
+    where a library swallowed larpo's interrupt that is what reaches the CLI (seen on CI: exit 0)."""
+    from pytorch_lightning.utilities.exceptions import SIGTERMException
+
+    from larpo import cli
+
+    monkeypatch.setattr(cli, "_sigterm_received", False)
+    assert not cli.stopped_early(SIGTERMException()) and not cli.stopped_early(SystemExit(0))
+    assert cli.stopped_early(SystemExit(1)) and cli.stopped_early(KeyboardInterrupt())
+    previous = signal.signal(signal.SIGTERM, cli._on_sigterm)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(1)  # the handler runs at the next bytecode; the sleep is interrupted
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert cli.stopped_early(SIGTERMException())
+
+
 @pytest.mark.slow
 def test_a_run_prints_no_known_third_party_noise_and_says_where_wandb_is(tmp_path, cache_dir):
     out = larpo(
@@ -401,17 +421,18 @@ def test_the_phases_add_up_to_the_process_wall_time(tmp_path, cache_dir):
     """`startup` covers the process's start, imports, compose and checks, and `saving` the policy,
     so the phases of summary.json add up to the process's wall time (what is left is writing the
     summary and the process's exit). The bound is generous: the machine may be busy."""
-    import time
-
     larpo(*micro_args(cache_dir), f"hydra.run.dir={tmp_path / 'warm'}")  # the micro SFT policy, cached
-    began = time.perf_counter()
+    began = time.time()
     out = larpo(*micro_args(cache_dir), f"hydra.run.dir={tmp_path / 'run'}")
-    wall = time.perf_counter() - began
     assert out.returncode == 0, out.stderr[-2000:]
-    timing = json.loads((tmp_path / "run" / "summary.json").read_text())["timing"]
+    summary = tmp_path / "run" / "summary.json"
+    # to the summary's writing, not to the process's end: the interpreter's exit (freeing torch)
+    # took 2 s on a busy CI machine and is no phase of the run
+    wall = summary.stat().st_mtime - began
+    timing = json.loads(summary.read_text())["timing"]
     assert timing["startup"] > 0.2  # at least the imports of torch and Lightning
     assert sum(v for k, v in timing.items() if k != "total") == pytest.approx(timing["total"], abs=0.01)
-    assert timing["total"] == pytest.approx(wall, rel=0.2), (timing, wall)  # README: within a few % when idle
+    assert timing["total"] == pytest.approx(wall, rel=0.1, abs=0.3), (timing, wall)
 
 
 @pytest.mark.slow

@@ -92,8 +92,23 @@ def config_for_run(cfg: DictConfig, overrides: list[str], single_run: bool, choi
     return cfg
 
 
+_sigterm_received = False
+
+
 def _on_sigterm(signum, frame):
+    global _sigterm_received
+    _sigterm_received = True
     raise KeyboardInterrupt  # a preempted cluster job stops like Ctrl-C: cleanly, with the resume hint
+
+
+def stopped_early(err: BaseException) -> bool:
+    """Whether `err`, raised out of a run, means the run was stopped (Ctrl-C, SIGTERM, Lightning's
+    exit after an interrupt) rather than that it ended. After a SIGTERM any exit counts: Lightning's
+    own SIGTERM handler also stops the loop at an epoch's end with `SIGTERMException`, a SystemExit
+    with no code (exit status 0), which is what a run sees where a library swallowed our interrupt."""
+    if isinstance(err, KeyboardInterrupt) or _sigterm_received:
+        return True
+    return isinstance(err, SystemExit) and err.code not in (0, None)
 
 
 # a single run's config checked by `fail_fast` before Hydra's run path: not checked again
@@ -129,7 +144,7 @@ def _train(cfg: DictConfig) -> float | None:
     except ConfigError as err:
         fail("larpo", err)
     except (KeyboardInterrupt, SystemExit) as err:
-        if isinstance(err, SystemExit) and err.code in (0, None):
+        if not stopped_early(err):
             raise
         again = continue_sweep_command() if sweep_job else f"larpo resume={cfg.run_dir}"
         print(f"\nlarpo: stopped. Continue this {'sweep' if sweep_job else 'run'} with:\n  {again}", file=sys.stderr)
