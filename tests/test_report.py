@@ -92,6 +92,19 @@ def test_paired_test_decides_where_unpaired_intervals_overlap(tmp_path):
     assert "| objective=listmle | 5 | 0.021 ± 0.003 |" in md  # the paired-differences table
 
 
+def test_the_figure_shows_the_claims_metric_first(tmp_path):
+    """A sweep whose claims are about `exact_win_rate_vs_sft` gets that panel first, then the usual
+    three where they have values; without `report.metric`, the usual ones only."""
+    from larpo.report.figures import plotted
+
+    for i, (name, value) in enumerate((("pairwise", 0.55), ("raft", 0.6))):
+        final = {"win_rate_vs_sft": value, "exact_win_rate_vs_sft": value + 0.01, "accuracy_greedy": 0.9}
+        write_job(tmp_path / "m", i, [f"objective={name}"], 0, final, {}, {"metric": "exact_win_rate_vs_sft"})
+        write_job(tmp_path / "d", i, [f"objective={name}"], 0, final, {})
+    assert plotted(collect(tmp_path / "m")) == ["exact_win_rate_vs_sft", "win_rate_vs_sft", "accuracy_greedy"]
+    assert plotted(collect(tmp_path / "d")) == ["win_rate_vs_sft", "accuracy_greedy"]
+
+
 def test_verdicts_follow_the_rule():
     base = {s: 0.5 for s in range(5)}
     worse = paired({s: 0.47 + 0.001 * s for s in range(5)}, base)

@@ -68,10 +68,17 @@ def series(sweep: Sweep, metric: str) -> dict[str, list[tuple[str, float, float 
     return points
 
 
+def plotted(sweep: Sweep) -> list[str]:
+    """The metrics that get a panel: the claims' metric (`report.metric`) first, so the figure shows
+    what the verdicts are about, then the usual three; each only where it has values."""
+    wanted = dict.fromkeys([sweep.report.get("metric") or PLOTTED[0], *PLOTTED])
+    return [m for m in wanted if any(sweep.by_seed(s, m) for s in sweep.settings)]
+
+
 def figure(sweep: Sweep, out: Path) -> Path | None:
     """results.png: one panel per plotted metric that has values; points with 95% error bars
     (no truncated bars), proportions' intervals clipped to [0, 1], the SFT level as a line."""
-    panels = [m for m in PLOTTED if any(sweep.by_seed(s, m) for s in sweep.settings)]
+    panels = plotted(sweep)
     if not panels:
         return None
     import matplotlib
