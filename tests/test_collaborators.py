@@ -55,12 +55,16 @@ def test_samples_cut_without_eos_are_dropped_or_penalised_before_ranking():
         lst.truncated = [True, False, False]
         return {"p": lst}
 
-    keep = Ranker(None, TopAndBottom(), "current", 1, 1).select(fresh())
+    plain = Ranker(None, TopAndBottom(), "current", 1, 1)
+    keep = plain.select(*plain.admit(fresh()))
     assert keep.pool[0].responses[0] == "cut off mid" and keep.pool[0].truncated == [True, False, False]
     assert keep.kept[0].truncated == [True, False] and not keep.kept[0].ended(0) and keep.kept[0].ended(1)
-    drop = Ranker(None, TopAndBottom(), "current", 1, 1, truncation=Truncation(drop=True)).select(fresh())
+    dropper = Ranker(None, TopAndBottom(), "current", 1, 1, truncation=Truncation(drop=True))
+    drop = dropper.select(*dropper.admit(fresh()))
     assert drop.pool[0].responses == ["a", "b"] and drop.pool[0].truncated == [] and drop.dropped == {"truncated": 1}
-    penalty = Ranker(None, TopAndBottom(), "current", 1, 1, truncation=Truncation(penalty=1.0)).select(fresh())
+    penaliser = Ranker(None, TopAndBottom(), "all", 1, 1, truncation=Truncation(penalty=1.0))
+    admitted, counts = penaliser.admit(fresh())
+    penalty = penaliser.select(admitted, counts)
     assert penalty.pool[0].responses == ["a", "b", "cut off mid"]
     assert penalty.pool[0].rewards == pytest.approx([0.5, 0.2, -0.1]) and penalty.pool[0].truncated == [
         False,
@@ -68,6 +72,9 @@ def test_samples_cut_without_eos_are_dropped_or_penalised_before_ranking():
         True,
     ]
     assert penalty.kept[0].responses == ["a", "cut off mid"]
+    # the memory holds admitted samples: merged again at a later iteration, none is penalised twice
+    again = penaliser.select(penaliser.merge([{}, admitted]))
+    assert again.pool[0].rewards == pytest.approx([0.5, 0.2, -0.1]) and again.dropped == {}
 
 
 def test_ranker_merges_memory_newest_first_and_rescores_only_list_relative_models():

@@ -416,6 +416,40 @@ def test_resume_applies_safe_overrides_and_refuses_the_rest(micro, tmp_path):
         )
 
 
+def test_a_finished_run_extended_by_an_iteration_equals_a_longer_run(micro, tmp_path):
+    """`larpo resume=<run> iterations=3` on a finished 2-iteration run continues from its last
+    iteration (policy, optimizer, pool, memory, history) and ends where a 3-iteration run ends."""
+    from omegaconf import OmegaConf
+
+    from larpo.cli import resumed
+
+    whole, short = (
+        micro("iterations=3", "candidate_list.memory=all"),
+        micro("iterations=2", "candidate_list.memory=all"),
+    )
+    whole.run_dir, short.run_dir = str(tmp_path / "whole"), str(tmp_path / "short")
+    a = fit(build(whole))
+    fit(build(short))
+    overrides = [f"resume={tmp_path / 'short'}", "iterations=3"]
+    longer = resumed(micro(*overrides), overrides)
+    assert longer.iterations == 3 and OmegaConf.to_container(longer.objective) == OmegaConf.to_container(
+        short.objective, resolve=True
+    )
+    b = fit(build(longer))
+    assert [h["iteration"] for h in b["history"]] == [0, 1, 2, 3]
+    for s in (1, 2, 3):
+        assert (tmp_path / "short" / "pool" / f"iteration_{s}.jsonl").read_text() == (
+            tmp_path / "whole" / "pool" / f"iteration_{s}.jsonl"
+        ).read_text()
+    assert b["history"] == a["history"]  # to the last digit, list statistics included
+    with pytest.raises(
+        ConfigError, match=r"^iterations=2: fewer than the 3 of the run being resumed; give iterations>=3"
+    ):
+        resumed(micro(f"resume={tmp_path / 'short'}", "iterations=2"), [f"resume={tmp_path / 'short'}", "iterations=2"])
+    with pytest.raises(ConfigError, match=r"so lr=0.5 cannot apply"):
+        resumed(micro(*overrides, "lr=0.5"), [*overrides, "lr=0.5"])
+
+
 @pytest.mark.slow
 def test_the_phases_add_up_to_the_process_wall_time(tmp_path, cache_dir):
     """`startup` covers the process's start, imports, compose and checks, and `saving` the policy,

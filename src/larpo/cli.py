@@ -55,7 +55,8 @@ def _single_run() -> bool:
 
 def resumed(cfg: DictConfig, overrides: list[str]) -> DictConfig:
     """`resume=<run_dir>`: that run's config (its `config.yaml`), with the overrides that are safe
-    to change applied; any other override is refused, never dropped silently."""
+    to change applied; any other override is refused, never dropped silently. `iterations=N`
+    above the run's own extends it (a finished run continues from its last iteration)."""
     run_dir = Path(cfg.resume).expanduser()
     saved = run_dir / "config.yaml"
     if not saved.is_file():
@@ -64,13 +65,24 @@ def resumed(cfg: DictConfig, overrides: list[str]) -> DictConfig:
         lock.check_free(run_dir)  # before Hydra writes into it: a directory another process runs in is left alone
     old = OmegaConf.load(saved)
     changed = [o for o in overrides if not o.startswith(("resume=", "hydra."))]
+    if "iterations" in {o.split("=", 1)[0] for o in changed}:
+        if cfg.iterations < old.iterations:
+            raise ConfigError(
+                "iterations",
+                cfg.iterations,
+                f"fewer than the {old.iterations} of the run being resumed",
+                f"give iterations>={old.iterations} to extend it, or drop iterations=",
+            )
+        changed = [o for o in changed if o.split("=", 1)[0] != "iterations"]
+        with open_dict(old):
+            old.iterations = cfg.iterations
     unsafe = [o for o in changed if not o.lstrip("+~").split("=")[0].startswith(RESUME_SAFE)]
     if unsafe:
         raise ConfigError(
             "resume",
             cfg.resume,
             f"a resumed run keeps its config, so {' '.join(unsafe)} cannot apply",
-            f"drop them (only {', '.join(RESUME_SAFE)} may change), or start a new run",
+            f"drop them (only {', '.join(RESUME_SAFE)} and iterations may change), or start a new run",
         )
     with open_dict(old):
         for o in changed:

@@ -34,10 +34,15 @@ class DataSchema:
     eval_prompts: int = at_least(0, 1000)
     eval_seed: int = at_least(0, 12345)
     pool: int | None = at_least(2, 1000)  # data=word_problems: distinct problems made
+    kinds: list[str] | None = None  # data=word_problems: the problem types mixed (add, sub, mul, div, mul_add)
+    max_number: int | None = num(example=20, ge=3, le=10000)  # data=word_problems: bound of sums and differences
+    shots: int | None = num(example=1, ge=0, le=1)  # data=word_problems: worked examples before each question
     task: Task | None = None
     evaluate: bool | None = None
     world: typing.Any = None  # data=lists: the embedded world's data option (its SFT stage and judge)
     has_reference: bool = False
     has_sft: bool = False  # an embedded world that trains its own tiny policy (model=tiny)
     requires: dict[str, str] | None = None
-    capabilities: typing.ClassVar = ("has_reference", "has_sft", "requires")
+    # the task's own checks of its first lists (larpo-lists --gates): {list statistic: [low, high]}
+    gates: dict[str, list[float]] | None = None
+    capabilities: typing.ClassVar = ("has_reference", "has_sft", "requires", "gates")

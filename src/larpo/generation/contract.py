@@ -13,6 +13,7 @@ draws them.
 
 from __future__ import annotations
 
+import re
 from typing import Protocol, runtime_checkable
 
 
@@ -51,3 +52,9 @@ def chunks(n_prompts: int, k: int, batch_size: int) -> list[range]:
 
 def chunk_seed(seed: int, j: int) -> int:
     return seed * 1_000_003 + j
+
+
+def first_stop(patterns: list[re.Pattern], text: str) -> int | None:
+    """Where `text` ends under a generator's stop patterns: the end of the earliest match, or None."""
+    ends = [m.end() for m in (p.search(text) for p in patterns) if m]
+    return min(ends) if ends else None

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 
 import torch
 from tqdm.auto import tqdm
+from transformers import StoppingCriteria, StoppingCriteriaList
 
-from larpo.generation.contract import Cut, chunk_seed, chunks
+from larpo.generation.contract import Cut, chunk_seed, chunks, first_stop
 from larpo.sequences import encode_prompts
 
 log = logging.getLogger(__name__)
@@ -21,12 +23,18 @@ class HFGenerator:
     encoding shared by its k samples). Generation stops when every sequence has emitted EOS.
     ``temperature == 0`` means greedy decoding. With `shard=(rank, world)` only the chunks
     j % world == rank are generated (the other prompts get None): data-parallel sampling.
+    `stop`: regular expressions that end an answer where one first matches (e.g. the answer line
+    `#### N` of a worked solution): the answer is cut at the match's end and counts as ended, so
+    a batch is not held to max_new_tokens by answers that ramble on after their result.
     """
 
-    def __init__(self, batch_size: int = 1024, max_new_tokens: int = 16, progress: bool = True):
+    def __init__(
+        self, batch_size: int = 1024, max_new_tokens: int = 16, progress: bool = True, stop: list[str] | None = None
+    ):
         self.batch_size = batch_size
         self.max_new_tokens = max_new_tokens
         self.progress = progress
+        self.stop = [re.compile(p) for p in stop or ()]
         self.tokens, self.seconds = 0, 0.0  # generated tokens (up to EOS) and time, over all calls
         self.sequences, self.truncated = 0, 0  # answers generated, and those cut at max_new_tokens
 
@@ -65,17 +73,34 @@ class HFGenerator:
                 max_new_tokens=self.max_new_tokens,
                 pad_token_id=tokenizer.pad_token_id,
                 eos_token_id=tokenizer.eos_token_id,
+                stopping_criteria=StoppingCriteriaList([StopAt(tokenizer, self.stop, width)]) if self.stop else None,
             )
             new = generated[:, width:]
             is_eos = new == tokenizer.eos_token_id
+            texts, stopped = [], []
+            for text in tokenizer.batch_decode(new, skip_special_tokens=True):
+                end = first_stop(self.stop, text)
+                texts.append(text if end is None else text[:end])
+                stopped.append(end is not None)
+            ended = is_eos.any(1) | torch.tensor(stopped, dtype=torch.bool)
             after_eos = (is_eos.cumsum(1) - is_eos.long()) > 0  # HF pads these once a row has ended
             self.tokens += int((~after_eos).sum())
             self.sequences += new.shape[0]
-            self.truncated += int((~is_eos.any(1)).sum())  # no EOS: generation stopped at the cap
-            cut = (~is_eos.any(1)).tolist()
-            texts = [Cut(t) if c else t for t, c in zip(tokenizer.batch_decode(new, skip_special_tokens=True), cut)]
+            self.truncated += int((~ended).sum())  # neither EOS nor a stop: generation stopped at the cap
+            texts = [Cut(t) if not e else t for t, e in zip(texts, ended.tolist())]
             for n, i in enumerate(chunk):
                 out[i] = texts[n * k : (n + 1) * k]
         model.train(was_training)
         self.seconds += time.perf_counter() - began
         return out
+
+
+class StopAt(StoppingCriteria):
+    """Ends each row of a batch once its new text matches a stop pattern (HF pads it from then on)."""
+
+    def __init__(self, tokenizer, patterns: list[re.Pattern], width: int):
+        self.tokenizer, self.patterns, self.width = tokenizer, patterns, width
+
+    def __call__(self, input_ids: torch.Tensor, scores, **kwargs) -> torch.BoolTensor:
+        texts = self.tokenizer.batch_decode(input_ids[:, self.width :], skip_special_tokens=True)
+        return torch.tensor([first_stop(self.patterns, t) is not None for t in texts], device=input_ids.device)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import copy
+import re
 import time
 
-from larpo.generation.contract import Cut, chunk_seed
+from larpo.generation.contract import Cut, chunk_seed, first_stop
 from larpo.sequences import prompt_text
 
 
@@ -41,6 +42,7 @@ class VLLMGenerator:
         dtype: str = "auto",
         trust_remote_code: bool = False,
         progress: bool = True,
+        stop: list[str] | None = None,
     ):
         try:
             import vllm
@@ -54,6 +56,7 @@ class VLLMGenerator:
             trust_remote_code=trust_remote_code,
         )
         self.max_new_tokens, self.progress = max_new_tokens, progress
+        self.stop = [re.compile(p) for p in stop or ()]  # applied to vLLM's text: patterns, not strings
         self.llm, self.loaded = None, None
         self.tokens, self.seconds, self.sequences, self.truncated = 0, 0.0, 0, 0
 
@@ -86,10 +89,16 @@ class VLLMGenerator:
         results = llm.generate(texts, params, use_tqdm=self.progress)
         out: list[list[str] | None] = [None] * len(prompts)
         for i, res in zip(mine, results, strict=True):
-            answers = [Cut(o.text) if o.finish_reason == "length" else o.text for o in res.outputs]
+            answers = []
+            for o in res.outputs:
+                end = first_stop(self.stop, o.text)
+                if end is not None:
+                    answers.append(o.text[:end])
+                else:
+                    answers.append(Cut(o.text) if o.finish_reason == "length" else o.text)
             out[i] = answers * (1 if temperature > 0 else k)
             self.tokens += sum(len(o.token_ids) for o in res.outputs)
             self.sequences += len(res.outputs)
-            self.truncated += sum(o.finish_reason == "length" for o in res.outputs)
+            self.truncated += sum(isinstance(a, Cut) for a in answers)
         self.seconds += time.perf_counter() - began
         return out

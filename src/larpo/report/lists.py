@@ -5,8 +5,10 @@ searched for its runs) and prints, per iteration, the mean over runs and its ran
 lists with 1, 2, 3, 4+ distinct reward levels, with three or more, dropped, a single pair, a fully
 correct top candidate, and (from `summary.json`) the share of evaluation duels between two wrong
 answers (iteration 0 compares the SFT policy with its own samples, so its share is left out).
-With `--gates`, also the checks a world meant to compare ranking objectives should pass
-(README "The digits world").
+With `--gates`, also the checks the runs' task should pass: the data option's own `gates`
+(`{list statistic: [low, high]}` of the first iteration's lists, the starting policy's samples;
+`data=word_problems`: sampled accuracy, lists with a right and a wrong answer, truncation), else
+those of a world meant to compare ranking objectives (docs/results.md, the digits world).
 """
 
 from __future__ import annotations
@@ -17,9 +19,21 @@ import statistics
 import sys
 from pathlib import Path
 
+import yaml
+
 from larpo.report.collect import job_overrides
 
-COLUMNS = ["levels_1", "levels_2", "levels_3", "levels_4+", "three_levels", "dropped", "single_pair", "top_correct"]
+COLUMNS = [
+    "levels_1",
+    "levels_2",
+    "levels_3",
+    "levels_4+",
+    "two_levels",
+    "three_levels",
+    "dropped",
+    "single_pair",
+    "top_correct",
+]
 
 
 def run_dirs(paths: list[Path]) -> list[Path]:
@@ -34,9 +48,9 @@ def flatten(stats: dict) -> dict[str, float]:
     levels = {int(k): v for k, v in stats.get("levels", {}).items()}
     row = {f"levels_{k}": levels.get(k, 0.0) for k in (1, 2, 3)}
     row["levels_4+"] = sum(v for k, v in levels.items() if k >= 4)
-    for key in ("three_levels", "dropped", "single_pair", "top_correct"):
-        if key in stats:
-            row[key] = stats[key]
+    for key, value in stats.items():  # every other number: the table shows COLUMNS, gates may read any
+        if isinstance(value, int | float) and not isinstance(value, bool) and key != "iteration":
+            row[key] = value
     return row
 
 
@@ -97,6 +111,33 @@ def gates(by_iteration: dict[int, list[dict[str, float]]], sft: list[dict]) -> l
     return [(name, value, value is not None and ok(value)) for name, value, ok in checks]
 
 
+def task_gates(by_iteration: dict[int, list[dict[str, float]]], spec: dict) -> list[tuple[str, float | None, bool]]:
+    """A data option's own gates: each list statistic of iteration 1 (the starting policy's lists)
+    within its [low, high]; a failed gate says by how much."""
+    out = []
+    for key, (low, high) in spec.items():
+        values = [r[key] for r in by_iteration.get(1, []) if key in r]
+        value = statistics.fmean(values) if values else None
+        name = f"{key}, iteration 1 ({low:g}-{high:g})"
+        if value is not None and value < low:
+            name += f", {low - value:.3f} below"
+        elif value is not None and value > high:
+            name += f", {value - high:.3f} above"
+        out.append((name, value, value is not None and low <= value <= high))
+    return out
+
+
+def declared_gates(runs: list[Path]) -> dict | None:
+    """The `data.gates` of the runs' saved config (`config.yaml`), if their data option has any."""
+    for run in runs:
+        saved = run / "config.yaml"
+        if saved.is_file():
+            gates = (yaml.safe_load(saved.read_text()).get("data") or {}).get("gates")
+            if gates:
+                return gates
+    return None
+
+
 def settings(runs: list[Path]) -> dict[str, list[Path]]:
     """Runs grouped by their sweep setting: the overrides that differ between them, seed left out."""
     overrides = {run: [o for o in job_overrides(run) if not o.startswith("seed=")] for run in runs}
@@ -132,6 +173,7 @@ def report(runs: list[Path], with_gates: bool) -> None:
             if summary.is_file():
                 sft += [h for h in json.loads(summary.read_text()).get("history", []) if h["iteration"] == 0]
         print()
-        for name, value, ok in gates(by_iteration, sft):
+        spec = declared_gates(runs)
+        for name, value, ok in task_gates(by_iteration, spec) if spec else gates(by_iteration, sft):
             shown = "n/a" if value is None else f"{value:.3f}"
             print(f"{'pass' if ok else 'FAIL'}  {name}: {shown}")

@@ -4,7 +4,8 @@ A ranking objective can only learn from the order of a list if the list has one:
 candidates are all tied, or that holds a single pair, gives pairwise, contrastive, ListMLE and
 LambdaRank the same (or no) signal. Per iteration, over every prompt's ranked list:
 - `levels`: share of lists with 1, 2, 3, ... distinct reward levels ("3+" sums the rest);
-- `three_levels`: share with three or more levels;
+- `two_levels`: share with two or more levels (with a right/wrong verifier: a right and a wrong
+  answer); `three_levels`: share with three or more levels;
 - `dropped`: share dropped (all tied, fewer than 2 candidates); `single_pair`: share holding
   exactly two candidates;
 - `top_correct`: share whose top candidate the gold judge scores 1 (where there is a judge);
@@ -29,6 +30,7 @@ def list_statistics(
     out: dict = {
         "count": len(pool),
         "levels": {str(k): levels[k] / n for k in sorted(levels)},
+        "two_levels": sum(v for k, v in levels.items() if k >= 2) / n,
         "three_levels": sum(v for k, v in levels.items() if k >= 3) / n,
         "dropped": (len(pool) - kept) / n,
         "single_pair": sum(len(lst) == 2 for lst in pool) / n,

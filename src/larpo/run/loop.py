@@ -127,6 +127,8 @@ class LarpoLoop(pl.Callback):
         self.shard = Shard()  # set at fit start
         self.resuming = False  # fit sets it when a checkpoint will be restored
         self._restore_on_load = False
+        self.trained = 0  # the last iteration whose training finished (its last epoch ended)
+        self._extend = False  # a finished run resumed with more iterations: sample the next at train start
 
     @property
     def tokenizer(self):
@@ -151,6 +153,11 @@ class LarpoLoop(pl.Callback):
         self._evaluate(trainer, policy, iteration=0)
         self._prepare(trainer, policy, iteration=1)
 
+    def on_train_start(self, trainer, pl_module):
+        if self._extend:  # after restore_training_state under every strategy: the weights are the run's
+            self._extend = False
+            self._prepare(trainer, pl_module.full_policy(), iteration=self.iteration + 1)
+
     def state_dict(self) -> dict:
         """Plain data only (a checkpoint loads with weights_only=True); pools live in their files."""
         return {
@@ -160,6 +167,7 @@ class LarpoLoop(pl.Callback):
             "reference_forwards": self.reference.forwards,
             "dropped": self._dropped,
             "list_stats": self._lists,
+            "trained": self.trained,
             "wall": self.wall_before + time.perf_counter() - self.started,
         }
 
@@ -167,6 +175,7 @@ class LarpoLoop(pl.Callback):
         self.iteration, self.metrics = state["iteration"], state["metrics"]
         self.reference.forwards, self._dropped = state["reference_forwards"], state["dropped"]
         self._lists = state.get("list_stats", {})
+        self.trained = state.get("trained", 0)
         # the phases of this session so far (SFT, reward model: cached now) are added to those before
         self.wall_before = state.get("wall", sum(state["timing"].values()))
         now = dict(self.timing)
@@ -215,6 +224,9 @@ class LarpoLoop(pl.Callback):
                 item.ref_logps = lst.ref_logps
                 items.append(item)
         self.datamodule.set_lists(items)
+        # a finished run given more iterations (`larpo resume=<run> iterations=N`): its last
+        # iteration is trained and evaluated, so the next one is sampled before training goes on
+        self._extend = self.trained == self.iteration < self.iterations
 
     def _checkpoint(self, trainer) -> None:
         """Save the trainer state (policy, optimizer, loops, this callback) atomically."""
@@ -244,6 +256,7 @@ class LarpoLoop(pl.Callback):
         self.timing["training"] += time.perf_counter() - self._epoch_start
         self.rss_rise["training"] += peak_rss_mb() - self._epoch_rss
         if (trainer.current_epoch + 1) % self.plan.epochs_per_iteration == 0:
+            self.trained = self.iteration
             policy = pl_module.full_policy()  # under FSDP a full copy, gathered once for both phases
             if self.plan.evaluate_every or self.iteration == self.iterations:
                 self._evaluate(trainer, policy, iteration=self.iteration)
@@ -276,12 +289,14 @@ class LarpoLoop(pl.Callback):
         if not self.sampler.scored:
             with self._timed("scoring", iteration):
                 self.ranker.score(list(current.values()), self.shard)
-        self.history.append(current)
+        samples = self._samples(current)
+        admitted, dropped = self.ranker.admit(current)
+        self.history.append(admitted)
         merged = self.ranker.merge(self.history)
         if self.ranker.rescores_merged:
             with self._timed("scoring", iteration):  # list-relative scores change with the list
                 self.ranker.score(list(merged.values()), self.shard)
-        ranked = self.ranker.select(merged)
+        ranked = self.ranker.select(merged, dropped)
         if not ranked.kept:
             raise RuntimeError(
                 f"iteration {iteration}: nothing to train on: {why_dropped(len(merged), ranked.dropped)}"
@@ -293,7 +308,7 @@ class LarpoLoop(pl.Callback):
         self.pool.write(iteration, ranked.pool)
         self.datamodule.set_lists(items)
         self._dropped = dict(ranked.dropped)
-        self._lists = list_statistics(ranked.pool, len(ranked.kept), self.judge) | self._samples(current)
+        self._lists = list_statistics(ranked.pool, len(ranked.kept), self.judge) | samples
         self._lists |= self._kept_lengths(ranked.kept)
         if truncated is not None:
             self._lists["truncated"] = truncated

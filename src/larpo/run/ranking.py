@@ -75,13 +75,22 @@ class Ranker:
         for lst, s in zip(lists, gathered, strict=True):
             lst.rewards = [float(x) for x in s]
 
+    def admit(self, lists: dict[str, CandidateList]) -> tuple[dict[str, CandidateList], Counter]:
+        """An iteration's scored samples as they enter the memory: empty responses, non-finite
+        rewards and (`candidate_list.drop_truncated`) cut samples dropped, counted once, and cut
+        samples penalised once. The memory then holds what the pool files hold, so a resumed or
+        extended run rebuilds it exactly."""
+        dropped: Counter = Counter()
+        return {p: self.truncation(clean(lst, dropped), dropped) for p, lst in lists.items()}, dropped
+
     def merge(self, history: list[dict[str, CandidateList]]) -> dict[str, CandidateList]:
         return merge_memory(history, self.memory)
 
-    def select(self, merged: dict[str, CandidateList]) -> Selection:
-        out = Selection()
+    def select(self, merged: dict[str, CandidateList], dropped: Counter | None = None) -> Selection:
+        """Rank each merged list and choose its candidates; `dropped`: the counts of `admit`."""
+        out = Selection(dropped=Counter(dropped or {}))
         for lst in merged.values():
-            lst = rank(self.truncation(clean(lst, out.dropped), out.dropped))
+            lst = rank(clean(lst, out.dropped))  # a list-relative reward model rescored the merged list
             idx = self.strategy.select(lst, self.positives, self.negatives)
             out.pool.append(lst)
             chosen = lst.subset(idx)
