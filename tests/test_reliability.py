@@ -453,20 +453,19 @@ def test_a_finished_run_extended_by_an_iteration_equals_a_longer_run(micro, tmp_
 @pytest.mark.slow
 def test_the_phases_add_up_to_the_process_wall_time(tmp_path, cache_dir):
     """`startup` covers the process's start, imports, compose and checks, and `saving` the policy,
-    so the phases of summary.json add up to the process's wall time (what is left is writing the
-    summary and the process's exit). The bound is generous: the machine may be busy."""
+    so the phases of summary.json add up to the process's wall time as the user sees it, to its
+    exit: larpo leaves once everything is written, without the interpreter's slow teardown."""
     larpo(*micro_args(cache_dir), f"hydra.run.dir={tmp_path / 'warm'}")  # the micro SFT policy, cached
     began = time.time()
-    out = larpo(*micro_args(cache_dir), f"hydra.run.dir={tmp_path / 'run'}")
+    out = larpo(*micro_args(cache_dir), "logger=wandb", f"hydra.run.dir={tmp_path / 'run'}")
+    wall = time.time() - began
     assert out.returncode == 0, out.stderr[-2000:]
-    summary = tmp_path / "run" / "summary.json"
-    # to the summary's writing, not to the process's end: the interpreter's exit (freeing torch)
-    # took 2 s on a busy CI machine and is no phase of the run
-    wall = summary.stat().st_mtime - began
-    timing = json.loads(summary.read_text())["timing"]
+    timing = json.loads((tmp_path / "run" / "summary.json").read_text())["timing"]
     assert timing["startup"] > 0.2  # at least the imports of torch and Lightning
     assert sum(v for k, v in timing.items() if k != "total") == pytest.approx(timing["total"], abs=0.01)
-    assert timing["total"] == pytest.approx(wall, rel=0.1, abs=0.3), (timing, wall)
+    assert timing["total"] == pytest.approx(wall, rel=0.1), (timing, wall)
+    assert len(list((tmp_path / "run" / "wandb").glob("offline-run-*/run-*.wandb"))) == 1  # the W&B run written
+    assert "run finished in" in (tmp_path / "run" / "larpo.log").read_text()  # the log file flushed
 
 
 @pytest.mark.slow
@@ -503,14 +502,19 @@ def test_one_process_owns_a_run_directory_and_a_truncated_checkpoint_stops_in_on
     assert ckpt.stat().st_size == size  # nothing removed
 
 
-def test_a_run_directory_that_cannot_be_written_fails_in_one_line(tmp_path):
-    file_parent = tmp_path / "afile"
-    file_parent.write_text("x")
-    out = larpo(f"hydra.run.dir={file_parent / 'run'}")
+@pytest.mark.parametrize("where", ["under a file", "in /proc"])
+def test_a_run_directory_that_cannot_be_created_fails_in_one_line(tmp_path, where):
+    """Whoever runs it, root included (for whom a permission check passes in /proc)."""
+    if where == "under a file":
+        (tmp_path / "afile").write_text("x")
+        run_dir, why = tmp_path / "afile" / "run", "Not a directory"
+    else:
+        run_dir, why = Path("/proc/larpo-cannot-write"), "No such file or directory"
+    out = larpo("size=smoke", f"hydra.run.dir={run_dir}")
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert out.stderr.strip() == (
-        f"larpo: hydra.run.dir={file_parent / 'run'}: cannot be written ({file_parent} is not a writable "
-        "directory); give a directory you can write, e.g. hydra.run.dir=outputs/run"
+        f"larpo: hydra.run.dir={run_dir}: cannot be created or written ({why}); "
+        "give a directory you can write, e.g. hydra.run.dir=outputs/run"
     )
 
 
