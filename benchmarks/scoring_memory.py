@@ -24,7 +24,7 @@ def child(mode: str, n: int, length: int, vocab: int) -> dict:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     import larpo.sequences
-    from larpo.run.evaluation import sequence_logps
+    from larpo.sequences import sequence_logps
 
     torch.manual_seed(0)
     config = LlamaConfig(

@@ -29,9 +29,8 @@ import torch.nn.functional as F
 from larpo import objectives
 from larpo.models.policy import build_tiny_llama, load_policy
 from larpo.run.datamodule import ListDataModule, TrainingList
-from larpo.run.evaluation import sequence_logps
 from larpo.run.module import LarpoModule
-from larpo.sequences import encode_prompt, encode_response
+from larpo.sequences import encode_prompt, encode_response, sequence_logps
 from larpo.worlds.arithmetic import ArithmeticTask, build_tokenizer, true_answer
 
 BATCH, LR, BETA = 64, 1e-4, 0.1

@@ -19,9 +19,9 @@ from hydra.utils import instantiate
 
 from larpo.config.compose import compose
 from larpo.config.schema import component
+from larpo.evaluation.list_stats import duel_statistics
 from larpo.generation.hf import HFGenerator
 from larpo.models.policy import load_policy
-from larpo.run.list_stats import duel_statistics
 
 
 def measure(overrides: list[str], prompts: int = 500) -> dict:

@@ -13,6 +13,7 @@ from hydra.utils import get_object
 from omegaconf import OmegaConf
 
 from larpo.data.contract import Source
+from larpo.evaluation.contract import PolicyEvaluator
 from larpo.generation.contract import Generator
 from larpo.negatives.contract import Strategy
 from larpo.objectives.contract import ObjectiveFn
@@ -48,6 +49,21 @@ def test_every_group_with_a_contract_has_options_and_the_protocols_ask_for_somet
     assert members(RewardModel) == {"list_relative", "score"}
     assert members(Strategy) == {"temperature", "uses_reference", "source", "foreign", "select"}
     assert members(Generator) == {"tokens", "seconds", "sequences", "truncated", "__call__"}
+    assert members(PolicyEvaluator) == {"prompts", "set_baseline", "state", "load_state", "__call__", "sharpened"}
+
+
+def test_the_evaluators_a_run_composes_satisfy_the_evaluation_contract():
+    from larpo.evaluation.evaluator import Evaluator, SplitEvaluator
+    from larpo.evaluation.judged import JudgeEvaluator, WithJudge
+
+    for cls in (Evaluator, SplitEvaluator, WithJudge):
+        assert {m for m in members(PolicyEvaluator) if not declares(cls, m)} == set(), cls
+    gold = Evaluator(
+        ["1+1="], lambda p, r: float(r == "2"), lambda p: "2", generator=None, k=1, temperature=1.0, seed=0
+    )
+    assert isinstance(gold, PolicyEvaluator) and gold.prompts == ["1+1="]
+    assert isinstance(SplitEvaluator(gold, gold), PolicyEvaluator)
+    assert isinstance(WithJudge(gold, JudgeEvaluator(["1+1="], None, None, 1, 1.0, 0)), PolicyEvaluator)
 
 
 @pytest.mark.parametrize("name", options("objective"))

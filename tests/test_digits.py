@@ -8,8 +8,8 @@ import pytest
 import torch
 from helpers.fakes import candidate_list
 
-from larpo.run.exact import ExactEvaluator, exact_metrics, win_probability
-from larpo.run.list_stats import duel_statistics, list_statistics
+from larpo.evaluation.exact import ExactEvaluator, exact_metrics, win_probability
+from larpo.evaluation.list_stats import duel_statistics, list_statistics
 from larpo.worlds.arithmetic.task import ArithmeticTask
 from larpo.worlds.arithmetic.task import held_out as arithmetic_held_out
 from larpo.worlds.digits.source import digits
@@ -202,11 +202,10 @@ def test_window_scoring_with_a_shared_prompt_cache_equals_scoring_each_pair(micr
     """The exact evaluation runs each prompt once and shares its KV cache among the window's
     answers; every answer's log-prob equals scoring the (prompt, answer) pair whole, at T=1 and
     T=0.5, prompts of several token lengths batched by length, a batch smaller than one window."""
+    from larpo.evaluation.exact import window_logps
     from larpo.models.policy import load_policy
     from larpo.run.build import build_source, initial_policy
-    from larpo.run.evaluation import sequence_logps
-    from larpo.run.exact import window_logps
-    from larpo.sequences import encode_prompt, encode_response
+    from larpo.sequences import encode_prompt, encode_response, sequence_logps
 
     cfg = micro(f"data={world}")
     source = build_source(cfg, 4)

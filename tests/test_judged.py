@@ -8,7 +8,7 @@ import pytest
 from helpers.fakes import ScriptedGenerator, TableReward
 from helpers.tiny_hub import char_tokenizer
 
-from larpo.run.judged import JudgeEvaluator, lc_win_rate
+from larpo.evaluation.judged import JudgeEvaluator, lc_win_rate
 
 
 def sigmoid(z: float) -> float:

@@ -12,8 +12,9 @@ from helpers.configs import MICRO, compose_cfg
 from helpers.env import sweep_cli
 from omegaconf import OmegaConf, open_dict
 
+from larpo.evaluation import cache as eval_cache
 from larpo.report.cli import write_report
-from larpo.run import eval_cache, jobs
+from larpo.run import jobs
 from larpo.run.fit import run
 
 

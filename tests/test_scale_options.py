@@ -54,8 +54,7 @@ def test_lora_reference_is_the_policy_with_its_adapters_off_and_the_merged_polic
     import larpo.run.reference
     from larpo.candidates import read_pool
     from larpo.models.policy import load_policy
-    from larpo.run.evaluation import sequence_logps
-    from larpo.sequences import encode_prompt, encode_response
+    from larpo.sequences import encode_prompt, encode_response, sequence_logps
 
     lora = "model.lora={r:4,lora_alpha:8,lora_dropout:0.0,target_modules:[q_proj,v_proj]}"
     r = build(micro(lora, "reference=initial", "iterations=2", "model.merge_lora=true", "lr=5e-3"))
@@ -89,7 +88,7 @@ def test_vllm_gets_a_lora_policy_as_a_plain_merged_model(micro, tmp_path):
     from transformers import AutoModelForCausalLM
 
     from larpo.generation.vllm import save_plain
-    from larpo.run.evaluation import sequence_logps
+    from larpo.sequences import sequence_logps
 
     lora = "model.lora={r:4,lora_alpha:8,lora_dropout:0.0,target_modules:[q_proj,v_proj]}"
     r = build(micro(lora, "iterations=1"))

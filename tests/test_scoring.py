@@ -7,8 +7,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 import larpo.sequences
 from larpo.rewards.classifier import SequenceClassifierReward
-from larpo.run.evaluation import sequence_logps
-from larpo.sequences import collate, response_logps, token_batches
+from larpo.sequences import collate, response_logps, sequence_logps, token_batches
 
 
 @pytest.mark.parametrize("tokens,rows", [(12, None), (40, None), (40, 3), (1000, None)])

@@ -104,8 +104,8 @@ def test_eval_prompts_knob_shrinks_evaluation_without_touching_sft(micro):
 
 
 def test_validation_split_is_disjoint_from_the_test_prompts_and_leaves_sft_alone(micro):
+    from larpo.evaluation.evaluator import SplitEvaluator
     from larpo.run.build import build
-    from larpo.run.evaluation import SplitEvaluator
     from larpo.run.fit import fit
 
     plain, split = micro("iterations=1"), micro("iterations=1", "eval.validation=0.3")
@@ -137,9 +137,9 @@ def test_exact_evaluation_agrees_with_sampling_on_an_untrained_and_a_trained_pol
     """exact_accuracy is P(truth) averaged over prompts; 200 samples per prompt estimate it with a
     known standard error. The exact gold reward leaves out the mass outside truth ± 20, whose
     answers earn at most 1/22: the sampled mean lies between the two bounds (within error)."""
+    from larpo.evaluation.exact import ExactEvaluator
     from larpo.generation.hf import HFGenerator
     from larpo.run.build import build
-    from larpo.run.exact import ExactEvaluator
     from larpo.run.fit import fit
     from larpo.worlds.arithmetic.task import reference, window
 

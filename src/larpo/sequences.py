@@ -112,3 +112,22 @@ def token_batches(lengths: list[int], tokens: int, rows: int | None = None) -> l
         else:
             batches.append([i])
     return batches
+
+
+@torch.no_grad()
+def sequence_logps(
+    model, seqs: list[tuple[list[int], list[int]]], pad_id: int, tokens: int = 4096, temperature: float = 1.0
+) -> list[float]:
+    """Summed response log-probs of pre-tokenised (prompt ids, response ids) pairs, no gradients.
+    Batches hold at most `tokens` padded tokens (sorted by length, little padding), so the memory
+    of a forward pass is bounded by the budget, not by the number or length of the sequences."""
+    was_training = model.training
+    model.eval()
+    out = [0.0] * len(seqs)
+    for idx in token_batches([len(p) + len(r) for p, r in seqs], tokens):
+        batch = collate([seqs[i] for i in idx], pad_id)
+        batch = {k: v.to(model.device) for k, v in batch.items()}
+        for i, lp in zip(idx, response_logps(model, batch, temperature).tolist(), strict=True):
+            out[i] = lp
+    model.train(was_training)
+    return out

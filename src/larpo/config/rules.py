@@ -22,7 +22,8 @@ from omegaconf import DictConfig, OmegaConf
 from larpo.config.fields import ConfigError
 from larpo.config.schema import TrainSchema, register
 from larpo.config.walker import check_keys
-from larpo.run.schema import Eval, Optimizer
+from larpo.evaluation.schema import Eval
+from larpo.run.schema import Optimizer
 
 
 def validation_size(share: float, held_out: int) -> int:

@@ -11,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from larpo.config.fields import Reference, at_least, num, positive
 from larpo.data.schema import DataSchema
+from larpo.evaluation.schema import Eval
 from larpo.generation.schema import GeneratorSchema
 from larpo.loggers.schema import LoggerSchema
 from larpo.models.schema import ModelSchema
@@ -19,7 +20,7 @@ from larpo.objectives.schema import ObjectiveSchema
 from larpo.parallel.schema import TrainerSchema
 from larpo.report.schema import Report
 from larpo.rewards.schema import RewardModelSchema
-from larpo.run.schema import CandidateListSchema, Eval, Optimizer
+from larpo.run.schema import CandidateListSchema, Optimizer
 
 
 @dataclass

@@ -30,17 +30,18 @@ from larpo.config.rules import check, list_size, validation_size
 from larpo.config.schema import component
 from larpo.console import interactive, progress_callbacks
 from larpo.data.contract import Source
+from larpo.evaluation import cache as eval_cache
+from larpo.evaluation.evaluator import Evaluator, SplitEvaluator
+from larpo.evaluation.exact import ExactEvaluator
+from larpo.evaluation.judged import JudgeEvaluator, WithJudge
 from larpo.generation.contract import Generator
 from larpo.models import gguf
 from larpo.models.policy import load_policy, prepare_for_training
 from larpo.negatives.contract import Strategy
 from larpo.objectives.binding import from_config
 from larpo.rewards.contract import RewardContext, RewardModel
-from larpo.run import eval_cache, lock
+from larpo.run import lock
 from larpo.run.datamodule import ListDataModule
-from larpo.run.evaluation import Evaluator, SplitEvaluator
-from larpo.run.exact import ExactEvaluator
-from larpo.run.judged import JudgeEvaluator, WithJudge
 from larpo.run.loop import LarpoLoop, Plan
 from larpo.run.module import LarpoModule, LRSchedule
 from larpo.run.ranking import Ranker, Truncation

@@ -26,12 +26,12 @@ from pathlib import Path
 import pytorch_lightning as pl
 
 from larpo.candidates import CandidateList, PoolStore
+from larpo.evaluation import cache as eval_cache
+from larpo.evaluation.evaluator import Evaluator
+from larpo.evaluation.list_stats import list_statistics
 from larpo.models.policy import load_policy
 from larpo.parallel.shard import Shard
-from larpo.run import eval_cache
 from larpo.run.datamodule import ListDataModule
-from larpo.run.evaluation import Evaluator
-from larpo.run.list_stats import list_statistics
 from larpo.run.ranking import Ranker
 from larpo.run.reference import ReferenceLogps
 from larpo.run.sampling import CandidateSampler, GivenLists

@@ -12,8 +12,7 @@ from larpo.candidates import CandidateList
 from larpo.models.policy import load_policy
 from larpo.parallel.shard import Shard
 from larpo.run.datamodule import TrainingList
-from larpo.run.evaluation import sequence_logps
-from larpo.sequences import encode_prompt, encode_response
+from larpo.sequences import encode_prompt, encode_response, sequence_logps
 
 
 def autocast(precision: str, model):

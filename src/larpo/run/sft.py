@@ -9,10 +9,10 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from larpo.config.schema import component
+from larpo.evaluation.evaluator import policy_metrics
 from larpo.generation.hf import HFGenerator
 from larpo.models.policy import load_policy
 from larpo.run.build import initial_policy
-from larpo.run.evaluation import policy_metrics
 
 
 def sft_report(cfg: DictConfig) -> dict:

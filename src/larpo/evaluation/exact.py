@@ -25,8 +25,7 @@ from collections.abc import Callable
 
 import torch
 
-from larpo.run.evaluation import sequence_logps
-from larpo.sequences import encode_prompt, encode_response, unflatten
+from larpo.sequences import encode_prompt, encode_response, sequence_logps, unflatten
 
 
 class ExactEvaluator:

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import math
 
-import torch
-
+from larpo.evaluation.list_stats import duel_statistics
 from larpo.generation.contract import Cut
-from larpo.run.list_stats import duel_statistics
-from larpo.sequences import collate, encode_prompt, encode_response, response_logps, token_batches, unflatten
+from larpo.sequences import encode_prompt, encode_response, sequence_logps, unflatten
 
 
 def pass_at(correct: list[list[bool]], n: int) -> float:
@@ -53,25 +51,6 @@ def ranking_accuracy(scores: list[float], gains: list[float]) -> tuple[int, int]
                 total += 1
                 good += scores[i] > scores[j]
     return good, total
-
-
-@torch.no_grad()
-def sequence_logps(
-    model, seqs: list[tuple[list[int], list[int]]], pad_id: int, tokens: int = 4096, temperature: float = 1.0
-) -> list[float]:
-    """Summed response log-probs of pre-tokenised (prompt ids, response ids) pairs, no gradients.
-    Batches hold at most `tokens` padded tokens (sorted by length, little padding), so the memory
-    of a forward pass is bounded by the budget, not by the number or length of the sequences."""
-    was_training = model.training
-    model.eval()
-    out = [0.0] * len(seqs)
-    for idx in token_batches([len(p) + len(r) for p, r in seqs], tokens):
-        batch = collate([seqs[i] for i in idx], pad_id)
-        batch = {k: v.to(model.device) for k, v in batch.items()}
-        for i, lp in zip(idx, response_logps(model, batch, temperature).tolist(), strict=True):
-            out[i] = lp
-    model.train(was_training)
-    return out
 
 
 def candidate_logps(
