@@ -43,10 +43,10 @@ def evaluation_parts(experiment: str, threads: int) -> list[tuple[str, float, st
 
     from larpo.config.compose import compose
     from larpo.config.schema import component
-    from larpo.evaluation.exact import cache_key, window_logps
+    from larpo.evaluation.exact import window_logps
     from larpo.models.policy import load_policy
     from larpo.run.build import build_evaluator, build_source, initial_policy
-    from larpo.sequences import encode_prompt, encode_prompts, encode_response, sequence_logps
+    from larpo.sequences import cache_key, encode_prompt, encode_prompts, encode_response, sequence_logps
 
     torch.set_num_threads(threads)
     cfg = compose([f"experiment={experiment}", "run_dir=.", "progress=false"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 
 import torch
@@ -131,3 +132,12 @@ def sequence_logps(
             out[i] = lp
     model.train(was_training)
     return out
+
+
+def cache_key(model) -> str | None:
+    """The keyword a model's forward takes its KV cache by: `cache` (transformers 5.2x) or
+    `past_key_values` (earlier); None for a forward that takes none."""
+    params = inspect.signature(model.forward).parameters
+    if "use_cache" not in params:
+        return None
+    return next((k for k in ("cache", "past_key_values") if k in params), None)

@@ -18,14 +18,13 @@ likely window answer).
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections import defaultdict
 from collections.abc import Callable
 
 import torch
 
-from larpo.sequences import encode_prompt, encode_response, sequence_logps, unflatten
+from larpo.sequences import cache_key, encode_prompt, encode_response, sequence_logps, unflatten
 
 
 class ExactEvaluator:
@@ -128,15 +127,6 @@ def window_logps(
                 r += len(windows[i])
     model.train(was_training)
     return out
-
-
-def cache_key(model) -> str | None:
-    """The keyword a model's forward takes its KV cache by: `cache` (transformers 5.2x) or
-    `past_key_values` (earlier); None for a forward that takes none."""
-    params = inspect.signature(model.forward).parameters
-    if "use_cache" not in params:
-        return None
-    return next((k for k in ("cache", "past_key_values") if k in params), None)
 
 
 def _fill(members: list[int], sizes: list[int], rows: int) -> list[list[int]]:
