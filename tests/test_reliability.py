@@ -396,6 +396,15 @@ def test_two_runs_started_together_in_one_folder_share_nothing(tmp_path, cache_d
     assert targets == {"pairwise", "listmle"}
 
 
+def test_a_resumed_run_keeps_the_hydra_files_of_its_start(tmp_path):
+    """Hydra writes no .hydra/ folder for `resume=`: a sweep job extended by hand keeps the
+    overrides that name its setting in the report."""
+    from larpo.config.compose import compose
+
+    assert compose(["size=smoke"], return_hydra_config=True).hydra.output_subdir == ".hydra"
+    assert compose([f"resume={tmp_path}"], return_hydra_config=True).hydra.output_subdir is None
+
+
 def test_resume_applies_safe_overrides_and_refuses_the_rest(micro, tmp_path):
     from larpo.cli import resumed
 

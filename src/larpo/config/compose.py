@@ -19,6 +19,7 @@ def _unique_id() -> str:
 
 def register_resolvers() -> None:
     OmegaConf.register_new_resolver("larpo.or", lambda a, b: a if a not in (None, "") else b, replace=True)
+    OmegaConf.register_new_resolver("larpo.unless", lambda a, b: None if a not in (None, "") else b, replace=True)
     # cached: every use in one process gets the same id (the run dir is read more than once)
     OmegaConf.register_new_resolver("larpo.uid", _unique_id, replace=True, use_cache=True)
 

@@ -139,7 +139,8 @@ def _check_list(cfg: DictConfig, choices: dict | None) -> None:
 
 def _check_eval(cfg: DictConfig, choices: dict | None) -> None:
     data = cfg.data
-    n_test = data.eval_prompts - validation_size(cfg.eval.validation, data.eval_prompts)
+    own = data.get("validation_prompts")  # the data's own validation split: the test prompts stay whole
+    n_test = data.eval_prompts if own else data.eval_prompts - validation_size(cfg.eval.validation, data.eval_prompts)
     if cfg.eval.validation and n_test < 1:
         raise ConfigError(
             "eval.validation",

@@ -53,6 +53,9 @@ class Source:
     task: object | None = None  # an embedded world's task (its learned reward model uses it)
     sft: SFTStage | None = None  # an embedded world's SFT stage (model=tiny)
     answers: Callable[[str], list[str]] | None = None  # a window of plausible answers (exact evaluation)
+    # held-out prompts of its own for choosing hyperparameters, never trained on and disjoint from
+    # `eval` (evaluated as val_* when eval.validation > 0); None: eval.validation splits a share off `eval`
+    validation: list[str] | None = None
 
 
 class DataSource(Protocol):

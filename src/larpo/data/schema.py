@@ -37,6 +37,9 @@ class DataSchema:
     kinds: list[str] | None = None  # data=word_problems: the problem types mixed (add, sub, mul, div, mul_add)
     max_number: int | None = num(example=20, ge=3, le=10000)  # data=word_problems: bound of sums and differences
     shots: int | None = num(example=1, ge=0, le=1)  # data=word_problems: worked examples before each question
+    validation_prompts: int | None = at_least(
+        0, 100
+    )  # data=word_problems: its own validation split (eval.validation>0)
     task: Task | None = None
     evaluate: bool | None = None
     world: typing.Any = None  # data=lists: the embedded world's data option (its SFT stage and judge)

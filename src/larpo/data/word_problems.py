@@ -7,9 +7,9 @@ step; `mul_add`: two steps), `max_number` bounds the numbers of the one-step sum
 With `shots: 1` each prompt is a chat of one worked example of the same kind (a fixed problem with
 other names, never in the pool) before the question, which teaches the answer's form and its
 `#### N` ending (measured: experiments/word_problems_calibration.py). A fixed pool is drawn from
-`eval_seed`; the first `eval_prompts` are the held-out split, never trained on (the evaluation may
-set a share of them aside for validation, `eval.validation`); training prompts are sampled from
-the rest with the run's seed. `python -m larpo.data.word_problems out.jsonl` writes the pool as a
+`eval_seed`; the first `eval_prompts` are the test split and the next `validation_prompts` the
+validation split (evaluated with `eval.validation>0`), both never trained on; training prompts are
+sampled from the rest with the run's seed. `python -m larpo.data.word_problems out.jsonl` writes the pool as a
 GSM8K JSONL file (question / answer) for use elsewhere.
 """
 
@@ -93,6 +93,7 @@ def word_problems(
     kinds: list[str] | tuple[str, ...] = KINDS,
     max_number: int = 40,
     shots: int = 0,
+    validation_prompts: int = 0,
 ) -> Source:
     unknown = [k for k in kinds if k not in KINDS]
     if unknown or not kinds:
@@ -105,7 +106,8 @@ def word_problems(
     triples = problems(pool, eval_seed, kinds, max_number)
     prompts = [prompt(q, kind, shots) for q, _, kind in triples]
     answers = {p: a for p, (_, a, _) in zip(prompts, triples, strict=True)}
-    held_out, rest = prompts[:eval_prompts], prompts[eval_prompts:]
+    held_out, validation = prompts[:eval_prompts], prompts[eval_prompts : eval_prompts + validation_prompts]
+    rest = prompts[eval_prompts + validation_prompts :]
     train = random.Random(seed).sample(rest, min(prompts_per_iteration, len(rest)))
     return Source(
         train,
@@ -113,6 +115,7 @@ def word_problems(
         reference=answers.get,
         judge=lambda p, r: float(answers_match(r, answers[p])),
         report={"lines_read": 0, "skipped_lines": []},
+        validation=validation or None,
     )
 
 

@@ -11,7 +11,9 @@ from larpo.rewards.schema import RewardModelSchema
 @dataclass
 class Eval:
     prompts: int | None = at_least(1, 100)  # null: every held-out prompt (of the test split)
-    validation: float = num(0.0, example=0.3, ge=0, lt=1)  # share of held-out prompts set aside (val_* metrics)
+    # share of held-out prompts set aside (val_* metrics); where the data holds out its own
+    # validation prompts (word_problems), any value above 0 evaluates those instead
+    validation: float = num(0.0, example=0.3, ge=0, lt=1)
     samples: int = at_least(1, 8)
     temperature: float = positive(1.0)
     every_iteration: bool = True

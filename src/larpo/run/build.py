@@ -188,8 +188,11 @@ def build_evaluator(cfg: DictConfig, source: Source, generator: Generator, judge
         return None
     if source.judge is None:
         log.info("evaluation: no gold judge; the reward model %s judges held-out samples", type(judge).__name__)
-    n_val = validation_size(cfg.eval.validation, len(source.eval))
-    test = source.eval[n_val:]
+    if source.validation is not None:  # the data holds out its own validation prompts
+        validation, test = (source.validation if cfg.eval.validation else []), source.eval
+    else:  # a share of the held-out prompts, the first ones
+        n_val = validation_size(cfg.eval.validation, len(source.eval))
+        validation, test = source.eval[:n_val], source.eval[n_val:]
     test = test[: cfg.eval.prompts] if cfg.eval.prompts else test
     reference = source.reference or (lambda p: None)
 
@@ -216,7 +219,7 @@ def build_evaluator(cfg: DictConfig, source: Source, generator: Generator, judge
         return WithJudge(gold, judged) if judged is not None else gold
 
     evaluator = evaluator_of(test, cfg.seed + 202)
-    return SplitEvaluator(evaluator, evaluator_of(source.eval[:n_val], cfg.seed + 303)) if n_val else evaluator
+    return SplitEvaluator(evaluator, evaluator_of(validation, cfg.seed + 303)) if validation else evaluator
 
 
 def build_logger(cfg: DictConfig):
