@@ -2,10 +2,16 @@
 Shared code lives in `helpers/`."""
 
 import os
-from pathlib import Path
 
-import pytest
-from helpers.configs import MICRO, compose_cfg
+if os.environ.get("PYTEST_XDIST_WORKER"):  # one of `pytest -n 2`'s workers: one core each, before torch loads
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("MKL_NUM_THREADS", "1")
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+from helpers.configs import MICRO, compose_cfg  # noqa: E402
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")

@@ -264,7 +264,7 @@ def test_training_signals_are_logged_even_in_a_short_run(micro, tmp_path):
     # per iteration: every sample's mean reward and mean length in tokens (duplicates and empty
     # answers included, as generated; the pool file keeps distinct non-empty ones)
     stats = summary["history"][-1]["list_stats"]
-    samples = [(resp, w) for lst in r.loop.history[-1].values() for resp, w in zip(lst.responses, lst.rewards)]
+    samples = [(resp, w) for lst in r.loop.sampled.values() for resp, w in zip(lst.responses, lst.rewards)]
     assert len(samples) == 24 * 4  # every prompt's k samples
     assert stats["sample_reward"] == pytest.approx(sum(w for _, w in samples) / len(samples))
     lengths = [len(r.loop.tokenizer(resp, add_special_tokens=False)["input_ids"]) for resp, _ in samples]
@@ -301,17 +301,17 @@ def test_answers_cut_at_max_new_tokens_are_counted_and_warned_about(micro, caplo
     r = build(micro("generator.max_new_tokens=2", "iterations=1"))
     with caplog.at_level(logging.WARNING, logger="larpo"):
         summary = fit(r)
-    samples = [resp for lst in r.loop.history[-1].values() for resp in lst.responses]
+    samples = [resp for lst in r.loop.sampled.values() for resp in lst.responses]
     cut = [len(r.loop.tokenizer(resp, add_special_tokens=False)["input_ids"]) == 2 for resp in samples]
     share = summary["history"][-1]["list_stats"]["truncated"]
     assert sum(cut) / len(cut) <= share <= 1 and share > 0.1
     assert "hit generator.max_new_tokens=2 before ending" in caplog.text
     # each cut sample is marked as such, in memory and in the pool file, and counted exactly
-    flags = [not lst.ended(i) for lst in r.loop.history[-1].values() for i in range(len(lst))]
+    flags = [not lst.ended(i) for lst in r.loop.sampled.values() for i in range(len(lst))]
     assert sum(flags) / len(flags) == pytest.approx(share) and sum(flags) >= sum(cut)
     pool, _ = read_pool(Path(summary["config"]["run_dir"]) / "pool" / "iteration_1.jsonl")
     for lst in pool:  # the pool's lists, cleaned and de-duplicated, keep each sample's flag
-        sampled = r.loop.history[-1][lst.prompt]
+        sampled = r.loop.sampled[lst.prompt]
         cut_texts = {x for i, x in enumerate(sampled.responses) if not sampled.ended(i)}
         assert [not lst.ended(i) for i in range(len(lst))] == [x in cut_texts for x in lst.responses]
     assert sum(sum(lst.truncated) for lst in pool) > 0

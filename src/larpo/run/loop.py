@@ -115,7 +115,8 @@ class LarpoLoop(pl.Callback):
         self._dropped: dict = {}
         self._lists: dict = {}  # list statistics of the current iteration
         self.judge = judge
-        self.history: list[dict[str, CandidateList]] = []  # per iteration, prompt -> scored list
+        self.history: list[dict[str, CandidateList]] = []  # per iteration, prompt -> admitted scored list
+        self.sampled: dict[str, CandidateList] = {}  # the latest iteration's samples as generated and scored
         self.metrics: list[dict] = []
         self.timing: dict[str, float] = defaultdict(float, phases or {})
         self.rss_rise: dict[str, float] = defaultdict(float)  # MB each phase raised the process's peak by
@@ -289,7 +290,7 @@ class LarpoLoop(pl.Callback):
         if not self.sampler.scored:
             with self._timed("scoring", iteration):
                 self.ranker.score(list(current.values()), self.shard)
-        samples = self._samples(current)
+        self.sampled, samples = current, self._samples(current)
         admitted, dropped = self.ranker.admit(current)
         self.history.append(admitted)
         merged = self.ranker.merge(self.history)
