@@ -27,12 +27,20 @@ class HFGenerator:
     `stop`: regular expressions that end an answer where one first matches (e.g. the answer line
     `#### N` of a worked solution): the answer is cut at the match's end and counts as ended, so
     a batch is not held to max_new_tokens by answers that ramble on after their result.
+    `compact`: decode here instead of `generate`, dropping each row from the batch once it has
+    ended (the same distribution, other random draws than `generate`'s).
     """
 
     def __init__(
-        self, batch_size: int = 1024, max_new_tokens: int = 16, progress: bool = True, stop: list[str] | None = None
+        self,
+        batch_size: int = 1024,
+        max_new_tokens: int = 16,
+        progress: bool = True,
+        stop: list[str] | None = None,
+        compact: bool = False,
     ):
         self.batch_size = batch_size
+        self.compact = compact
         self.max_new_tokens = max_new_tokens
         self.progress = progress
         self.stop = [re.compile(p) for p in stop or ()]
@@ -56,7 +64,6 @@ class HFGenerator:
         began = time.perf_counter()
         was_training = model.training
         model.eval()
-        sample = temperature > 0
         out: list[list[str] | None] = [None] * len(prompts)
         rank, world = shard
         mine = [(j, c) for j, c in enumerate(chunks(len(prompts), k, self.batch_size)) if j % world == rank]
@@ -64,38 +71,97 @@ class HFGenerator:
             torch.manual_seed(chunk_seed(seed, j))
             enc = encode_prompts(tokenizer, [prompts[i] for i in chunk], padding=True, return_tensors="pt")
             ids, mask = enc["input_ids"].to(model.device), enc["attention_mask"].to(model.device)
-            width = ids.shape[1]
-            generated = model.generate(
-                input_ids=ids.repeat_interleave(k, dim=0),
-                attention_mask=mask.repeat_interleave(k, dim=0),
-                **shared_prompt_cache(model, ids, mask, k),
-                do_sample=sample,
-                temperature=temperature if sample else None,
-                top_k=0 if sample else None,
-                top_p=1.0 if sample else None,
-                max_new_tokens=self.max_new_tokens,
-                pad_token_id=tokenizer.pad_token_id,
-                eos_token_id=tokenizer.eos_token_id,
-                stopping_criteria=StoppingCriteriaList([StopAt(tokenizer, self.stop, width)]) if self.stop else None,
-            )
-            new = generated[:, width:]
-            is_eos = new == tokenizer.eos_token_id
-            texts, stopped = [], []
-            for text in tokenizer.batch_decode(new, skip_special_tokens=True):
-                end = first_stop(self.stop, text)
-                texts.append(text if end is None else text[:end])
-                stopped.append(end is not None)
-            ended = is_eos.any(1) | torch.tensor(stopped, dtype=torch.bool)
-            after_eos = (is_eos.cumsum(1) - is_eos.long()) > 0  # HF pads these once a row has ended
-            self.tokens += int((~after_eos).sum())
-            self.sequences += new.shape[0]
-            self.truncated += int((~ended).sum())  # neither EOS nor a stop: generation stopped at the cap
-            texts = [Cut(t) if not e else t for t, e in zip(texts, ended.tolist())]
+            if self.compact and cache_key(model) is not None:
+                texts, ended, n_tokens = self._compact(model, tokenizer, ids, mask, k, temperature)
+            else:
+                texts, ended, n_tokens = self._generate(model, tokenizer, ids, mask, k, temperature)
+            self.tokens += n_tokens
+            self.sequences += len(texts)
+            self.truncated += len(ended) - sum(ended)  # neither EOS nor a stop: generation stopped at the cap
+            texts = [Cut(t) if not e else t for t, e in zip(texts, ended)]
             for n, i in enumerate(chunk):
                 out[i] = texts[n * k : (n + 1) * k]
         model.train(was_training)
         self.seconds += time.perf_counter() - began
         return out
+
+    def _generate(self, model, tokenizer, ids, mask, k: int, temperature: float) -> tuple[list[str], list[bool], int]:
+        """transformers `generate` on the chunk's prompts, each repeated k times: (texts, ended, tokens)."""
+        sample, width = temperature > 0, ids.shape[1]
+        generated = model.generate(
+            input_ids=ids.repeat_interleave(k, dim=0),
+            attention_mask=mask.repeat_interleave(k, dim=0),
+            **shared_prompt_cache(model, ids, mask, k),
+            do_sample=sample,
+            temperature=temperature if sample else None,
+            top_k=0 if sample else None,
+            top_p=1.0 if sample else None,
+            max_new_tokens=self.max_new_tokens,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            stopping_criteria=StoppingCriteriaList([StopAt(tokenizer, self.stop, width)]) if self.stop else None,
+        )
+        new = generated[:, width:]
+        is_eos = new == tokenizer.eos_token_id
+        texts, stopped = [], []
+        for text in tokenizer.batch_decode(new, skip_special_tokens=True):
+            end = first_stop(self.stop, text)
+            texts.append(text if end is None else text[:end])
+            stopped.append(end is not None)
+        ended = is_eos.any(1) | torch.tensor(stopped, dtype=torch.bool)
+        after_eos = (is_eos.cumsum(1) - is_eos.long()) > 0  # HF pads these once a row has ended
+        return texts, ended.tolist(), int((~after_eos).sum())
+
+    def _compact(self, model, tokenizer, ids, mask, k: int, temperature: float) -> tuple[list[str], list[bool], int]:
+        """The same sampling as `_generate` (softmax at the temperature, or greedy), decoded here
+        so that a row that has ended (EOS or a stop pattern) leaves the batch and its KV cache:
+        each step costs the rows still generating, not the longest answer's length times all rows.
+        Each prompt goes through the model once (its cache repeated for its k samples)."""
+        key, eos = cache_key(model), tokenizer.eos_token_id
+        position = (mask.cumsum(1) - 1).clamp(min=0)
+        head = model(input_ids=ids, attention_mask=mask, position_ids=position, use_cache=True)
+        cache = head.get("cache") if head.get("cache") is not None else head.get("past_key_values")
+        cache.batch_repeat_interleave(k)
+        logits = head.logits[:, -1].repeat_interleave(k, 0)
+        mask, position = mask.repeat_interleave(k, 0), position[:, -1:].repeat_interleave(k, 0)
+        rows = list(range(logits.shape[0]))  # the batch rows still generating, as indices of the answers
+        answers: list[list[int]] = [[] for _ in rows]
+        ended, eos_seen = [False] * len(rows), 0
+        for step in range(self.max_new_tokens):
+            if temperature > 0:
+                token = torch.multinomial(torch.softmax(logits.float() / temperature, -1), 1)
+            else:
+                token = logits.argmax(-1, keepdim=True)
+            going = []
+            for b, (row, t) in enumerate(zip(rows, token[:, 0].tolist())):
+                if t == eos:
+                    ended[row] = True
+                    continue
+                answers[row].append(t)
+                if (
+                    self.stop
+                    and first_stop(self.stop, tokenizer.decode(answers[row], skip_special_tokens=True)) is not None
+                ):
+                    ended[row] = True
+                    continue
+                going.append(b)
+            if not going or step == self.max_new_tokens - 1:
+                break
+            if len(going) < len(rows):  # ended rows leave the batch and the cache
+                keep = torch.tensor(going, device=logits.device)
+                cache.batch_select_indices(keep)
+                token, mask, position = token[keep], mask[keep], position[keep]
+                rows = [rows[b] for b in going]
+            mask = torch.cat([mask, torch.ones_like(token)], 1)
+            position = position + 1
+            out = model(input_ids=token, attention_mask=mask, position_ids=position, use_cache=True, **{key: cache})
+            logits = out.logits[:, -1]
+        texts = []
+        for tokens in answers:
+            text = tokenizer.decode(tokens, skip_special_tokens=True)
+            end = first_stop(self.stop, text)
+            texts.append(text if end is None else text[:end])
+        return texts, ended, sum(map(len, answers)) + eos_seen  # as `generate` counts: up to EOS
 
 
 class StopAt(StoppingCriteria):

@@ -38,7 +38,7 @@ def history_figure(sweep: Sweep, out: Path) -> Path | None:
         ax.grid(alpha=0.3)
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8, frameon=False)
-    fig.suptitle(f"{sweep.name}: per iteration, mean over {len(sweep.seeds)} seed(s)")
+    fig.suptitle(f"{sweep.name + ': ' if sweep.name else ''}per iteration, mean over {len(sweep.seeds)} seed(s)")
     fig.tight_layout(rect=(0, 0.12, 1, 1))
     fig.savefig(out, dpi=110)
     plt.close(fig)
