@@ -254,10 +254,14 @@ def share_cores() -> None:
 
 
 def leave() -> None:
-    """Exit at once once everything is written: the summary, the loggers (finished by the run)
-    and the log file are flushed and closed first. The interpreter's own teardown, which frees
-    torch's and the loggers' objects one by one, took 2-3 s after a smoke run's summary was
-    written, time the user waited for the prompt and no phase of the run accounts for."""
+    """Exit a single run at once once everything is written: the summary, the loggers (finished
+    by the run) and the log file are flushed and closed first. The interpreter's own teardown,
+    which frees torch's and the loggers' objects one by one, took 2-3 s after a smoke run's summary
+    was written, time the user waited for the prompt and no phase of the run accounts for. A sweep
+    exits the ordinary way: its launcher's worker processes are shut down at exit (skipped, the
+    joblib launcher's idle workers would hold the terminal's pipes for 5 minutes)."""
+    if {"-m", "--multirun"} & set(sys.argv[1:]):
+        return
     sys.stdout.flush()
     sys.stderr.flush()
     logging.shutdown()
