@@ -176,7 +176,10 @@ class LarpoLoop(pl.Callback):
         self.iteration, self.metrics = state["iteration"], state["metrics"]
         self.reference.forwards, self._dropped = state["reference_forwards"], state["dropped"]
         self._lists = state.get("list_stats", {})
-        self.trained = state.get("trained", 0)
+        # checkpoints from before `trained` was kept: a run whose last evaluation is of its current
+        # iteration had finished it (mid-iteration checkpoints hold the evaluation before)
+        finished = bool(self.metrics) and self.metrics[-1].get("iteration") == self.iteration
+        self.trained = state.get("trained", self.iteration if finished else self.iteration - 1)
         # the phases of this session so far (SFT, reward model: cached now) are added to those before
         self.wall_before = state.get("wall", sum(state["timing"].values()))
         now = dict(self.timing)
