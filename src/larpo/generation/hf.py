@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import re
 import time
@@ -119,7 +120,7 @@ class HFGenerator:
         Each prompt goes through the model once (its cache repeated for its k samples)."""
         key, eos = cache_key(model), tokenizer.eos_token_id
         position = (mask.cumsum(1) - 1).clamp(min=0)
-        head = model(input_ids=ids, attention_mask=mask, position_ids=position, use_cache=True)
+        head = model(input_ids=ids, attention_mask=mask, position_ids=position, use_cache=True, **last_logits(model))
         cache = head.get("cache") if head.get("cache") is not None else head.get("past_key_values")
         cache.batch_repeat_interleave(k)
         logits = head.logits[:, -1].repeat_interleave(k, 0)
@@ -185,9 +186,22 @@ def shared_prompt_cache(model, ids: torch.Tensor, mask: torch.Tensor, k: int) ->
     if k == 1 or ids.shape[1] < 2 or key is None:
         return {}
     position = (mask.cumsum(1) - 1).clamp(min=0)  # as generate counts positions under left padding
-    head = model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=position[:, :-1], use_cache=True)
+    head = model(
+        input_ids=ids[:, :-1],
+        attention_mask=mask[:, :-1],
+        position_ids=position[:, :-1],
+        use_cache=True,
+        **last_logits(model),
+    )
     cache = head.get("cache") if head.get("cache") is not None else head.get("past_key_values")
     if cache is None or not hasattr(cache, "batch_repeat_interleave"):
         return {}
     cache.batch_repeat_interleave(k)
     return {key: cache}
+
+
+def last_logits(model) -> dict:
+    """Ask a prompt forward for the last position's logits only, where the model can (as `generate`
+    does): the logits of every prompt position of a batch are prompts x tokens x vocabulary floats
+    (2.8 GB for 128 SmolLM2 prompts of 110 tokens)."""
+    return {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
