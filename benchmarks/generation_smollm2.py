@@ -30,7 +30,7 @@ from larpo.config.schema import component
 from larpo.generation.hf import shared_prompt_cache
 from larpo.models.gguf import converted
 from larpo.models.policy import load_policy
-from larpo.sequences import cache_key, encode_prompts
+from larpo.sequences import cache_key, encode_prompts, output_cache
 
 
 @torch.no_grad()
@@ -41,7 +41,7 @@ def bare(model, enc, k: int, tokens: int, temperature: float) -> float:
     position = (mask.cumsum(1) - 1).clamp(min=0)
     key = cache_key(model)  # `cache` (transformers 5.2x) or `past_key_values`
     out = model(input_ids=ids, attention_mask=mask, position_ids=position, use_cache=True)
-    cache = out.get("cache") or out.get("past_key_values")
+    cache = output_cache(out)
     cache.batch_repeat_interleave(k)  # each distinct prompt once, its cache for each of its k samples
     logits = out.logits[:, -1].repeat_interleave(k, 0)
     mask, position = mask.repeat_interleave(k, 0), position.repeat_interleave(k, 0)
@@ -50,7 +50,7 @@ def bare(model, enc, k: int, tokens: int, temperature: float) -> float:
         mask = torch.cat([mask, torch.ones_like(nxt)], 1)
         position = position[:, -1:] + 1
         out = model(input_ids=nxt, attention_mask=mask, position_ids=position, use_cache=True, **{key: cache})
-        cache, logits = out.get("cache") or out.get("past_key_values"), out.logits[:, -1]
+        cache, logits = output_cache(out), out.logits[:, -1]
     return time.perf_counter() - start
 
 

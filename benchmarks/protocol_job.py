@@ -46,7 +46,7 @@ def evaluation_parts(experiment: str, threads: int) -> list[tuple[str, float, st
     from larpo.evaluation.exact import window_logps
     from larpo.models.policy import load_policy
     from larpo.run.build import build_evaluator, build_source, initial_policy
-    from larpo.sequences import cache_key, encode_prompt, encode_prompts, encode_response, sequence_logps
+    from larpo.sequences import cache_key, encode_prompt, encode_prompts, encode_response, output_cache, sequence_logps
 
     torch.set_num_threads(threads)
     cfg = compose([f"experiment={experiment}", "run_dir=.", "progress=false"])
@@ -75,7 +75,7 @@ def evaluation_parts(experiment: str, threads: int) -> list[tuple[str, float, st
             enc = encode_prompts(tok, prompts[start : start + batch], padding=True, return_tensors="pt")
             ids, mask = enc["input_ids"].repeat_interleave(k, 0), enc["attention_mask"].repeat_interleave(k, 0)
             out = policy(input_ids=ids, attention_mask=mask, use_cache=True)
-            cache = out.get("cache") if out.get("cache") is not None else out.get("past_key_values")
+            cache = output_cache(out)
             token = out.logits[:, -1].argmax(-1, keepdim=True)
             for _ in range(steps - 1):
                 mask = torch.cat([mask, torch.ones_like(token)], 1)

@@ -141,3 +141,10 @@ def cache_key(model) -> str | None:
     if "use_cache" not in params:
         return None
     return next((k for k in ("cache", "past_key_values") if k in params), None)
+
+
+def output_cache(output):
+    """The KV cache a forward with `use_cache=True` returned: `cache` (transformers 5.2x) or
+    `past_key_values` (earlier)."""
+    cache = output.get("cache")
+    return cache if cache is not None else output.get("past_key_values")

@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 import torch
 
-from larpo.sequences import cache_key, encode_prompt, encode_response, sequence_logps, unflatten
+from larpo.sequences import cache_key, encode_prompt, encode_response, output_cache, sequence_logps, unflatten
 
 
 class ExactEvaluator:
@@ -111,7 +111,7 @@ def window_logps(
             for r, a in enumerate(answers):
                 ids[r, : len(a)], mask[r, : len(a)] = torch.tensor(a), 1
             ids, mask = ids.to(model.device), mask.to(model.device)
-            cache = head.get("cache") if head.get("cache") is not None else head.get("past_key_values")
+            cache = output_cache(head)
             owners = torch.tensor(owner, device=model.device)
             cache.batch_select_indices(owners)  # each answer row gets its prompt's keys and values
             attention = torch.cat([torch.ones((len(answers), prompt.shape[1]), device=model.device), mask], 1)

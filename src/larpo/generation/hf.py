@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 from transformers import StoppingCriteria, StoppingCriteriaList
 
 from larpo.generation.contract import Cut, chunk_seed, chunks, first_stop
-from larpo.sequences import cache_key, encode_prompts
+from larpo.sequences import cache_key, encode_prompts, output_cache
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ class HFGenerator:
         key, eos = cache_key(model), tokenizer.eos_token_id
         position = (mask.cumsum(1) - 1).clamp(min=0)
         head = model(input_ids=ids, attention_mask=mask, position_ids=position, use_cache=True, **last_logits(model))
-        cache = head.get("cache") if head.get("cache") is not None else head.get("past_key_values")
+        cache = output_cache(head)
         cache.batch_repeat_interleave(k)
         logits = head.logits[:, -1].repeat_interleave(k, 0)
         mask, position = mask.repeat_interleave(k, 0), position[:, -1:].repeat_interleave(k, 0)
@@ -193,7 +193,7 @@ def shared_prompt_cache(model, ids: torch.Tensor, mask: torch.Tensor, k: int) ->
         use_cache=True,
         **last_logits(model),
     )
-    cache = head.get("cache") if head.get("cache") is not None else head.get("past_key_values")
+    cache = output_cache(head)
     if cache is None or not hasattr(cache, "batch_repeat_interleave"):
         return {}
     cache.batch_repeat_interleave(k)
