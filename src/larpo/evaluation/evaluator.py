@@ -98,6 +98,16 @@ class Evaluator:
     def _sampled(self, model, tokenizer) -> list[list[str]]:
         return self.generator(model, tokenizer, self.prompts, self.k, self.temperature, self.seed, desc="eval sample")
 
+    def _greedy_and_sampled(self, model, tokenizer) -> tuple[list[str], list[list[str]]]:
+        """Each prompt's greedy answer and its k samples: in one pass where the generator can
+        (`with_greedy`: each prompt through the model once for both), else two."""
+        if hasattr(self.generator, "with_greedy"):
+            return self.generator.with_greedy(
+                model, tokenizer, self.prompts, self.k, self.temperature, self.seed, desc="eval"
+            )
+        greedy = [r[0] for r in self.generator(model, tokenizer, self.prompts, 1, 0.0, self.seed, desc="eval greedy")]
+        return greedy, self._sampled(model, tokenizer)
+
     def set_baseline(self, model, tokenizer, sampled: list[list[str]] | None = None) -> None:
         """Make `model` (the SFT policy) the opponent of the win rate and the source of the judged
         lists. Sampling is seeded, so a resumed run rebuilds the same baseline."""
@@ -125,8 +135,7 @@ class Evaluator:
         """Metrics of `model`; the first model evaluated becomes the baseline if none is set."""
         if self.exact is not None:
             self.exact.forget()  # the weights may have changed since the last evaluation
-        greedy = [r[0] for r in self.generator(model, tokenizer, self.prompts, 1, 0.0, self.seed, desc="eval greedy")]
-        sampled = self._sampled(model, tokenizer)
+        greedy, sampled = self._greedy_and_sampled(model, tokenizer)
         if self.baseline_rewards is None:
             self.set_baseline(model, tokenizer, sampled)
         rewards = [[self.judge(p, r) for r in rs] for p, rs in zip(self.prompts, sampled, strict=True)]

@@ -9,6 +9,9 @@ None for the prompts another rank generates. `tokens` and `seconds` count its wo
 returned as a `Cut` (a str), so the loop never trains it as if it had ended.
 Samples are seeded per chunk of prompts (`chunk_seed`), so they do not depend on which process
 draws them.
+Optional: `with_greedy(model, tokenizer, prompts, k, temperature, seed, desc)` returns (each
+prompt's greedy answer, its k samples) at once; the evaluation uses it where a generator has it
+(the greedy and sampled answers from one forward of each prompt), two calls otherwise.
 """
 
 from __future__ import annotations

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import logging
 import re
 import time
@@ -12,7 +11,7 @@ from tqdm.auto import tqdm
 from transformers import StoppingCriteria, StoppingCriteriaList
 
 from larpo.generation.contract import Cut, chunk_seed, chunks, first_stop
-from larpo.sequences import cache_key, encode_prompts, output_cache
+from larpo.sequences import cache_key, encode_prompts, last_logits, output_cache
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +29,9 @@ class HFGenerator:
     a batch is not held to max_new_tokens by answers that ramble on after their result.
     `compact`: decode here instead of `generate`, dropping each row from the batch once it has
     ended (the same distribution, other random draws than `generate`'s).
+    `with_greedy(...)`: each prompt's greedy answer and its k samples; compact decoding draws them
+    in one batch from one forward of the prompt (an evaluation's greedy and sampled passes would
+    otherwise each send every prompt through the model).
     """
 
     def __init__(
@@ -48,6 +50,18 @@ class HFGenerator:
         self.tokens, self.seconds = 0, 0.0  # generated tokens (up to EOS) and time, over all calls
         self.sequences, self.truncated = 0, 0  # answers generated, and those cut at max_new_tokens
 
+    def with_greedy(
+        self, model, tokenizer, prompts: list[str], k: int, temperature: float, seed: int, desc: str = "generate"
+    ) -> tuple[list[str], list[list[str]]]:
+        """(each prompt's greedy answer, its k samples at `temperature`). Compact decoding puts the
+        greedy row beside the k sampled rows of its prompt (row temperature 0); otherwise the two
+        are separate calls, the very answers `__call__` gives."""
+        if not (self.compact and cache_key(model) is not None):
+            greedy = [rs[0] for rs in self(model, tokenizer, prompts, 1, 0.0, seed, desc=f"{desc} greedy")]
+            return greedy, self(model, tokenizer, prompts, k, temperature, seed, desc=f"{desc} sample")
+        both = self(model, tokenizer, prompts, k + 1, temperature, seed, desc=desc, greedy_first=True)
+        return [rs[0] for rs in both], [rs[1:] for rs in both]
+
     @torch.no_grad()
     def __call__(
         self,
@@ -59,9 +73,13 @@ class HFGenerator:
         seed: int,
         desc: str = "generate",
         shard: tuple[int, int] = (0, 1),
+        greedy_first: bool = False,
     ) -> list[list[str] | None]:
+        """k answers per prompt; `greedy_first` (compact decoding only): the first is greedy."""
         if not prompts:
             return []
+        if greedy_first and not (self.compact and cache_key(model) is not None):
+            raise ValueError("greedy_first needs compact decoding of a model with a KV cache: use with_greedy")
         began = time.perf_counter()
         was_training = model.training
         model.eval()
@@ -73,7 +91,10 @@ class HFGenerator:
             enc = encode_prompts(tokenizer, [prompts[i] for i in chunk], padding=True, return_tensors="pt")
             ids, mask = enc["input_ids"].to(model.device), enc["attention_mask"].to(model.device)
             if self.compact and cache_key(model) is not None:
-                texts, ended, n_tokens = self._compact(model, tokenizer, ids, mask, k, temperature)
+                temps = torch.full((len(chunk), k), float(temperature))
+                if greedy_first:
+                    temps[:, 0] = 0.0
+                texts, ended, n_tokens = self._compact(model, tokenizer, ids, mask, k, temps.flatten())
             else:
                 texts, ended, n_tokens = self._generate(model, tokenizer, ids, mask, k, temperature)
             self.tokens += n_tokens
@@ -113,11 +134,12 @@ class HFGenerator:
         after_eos = (is_eos.cumsum(1) - is_eos.long()) > 0  # HF pads these once a row has ended
         return texts, ended.tolist(), int((~after_eos).sum())
 
-    def _compact(self, model, tokenizer, ids, mask, k: int, temperature: float) -> tuple[list[str], list[bool], int]:
+    def _compact(self, model, tokenizer, ids, mask, k: int, temps: torch.Tensor) -> tuple[list[str], list[bool], int]:
         """The same sampling as `_generate` (softmax at the temperature, or greedy), decoded here
         so that a row that has ended (EOS or a stop pattern) leaves the batch and its KV cache:
         each step costs the rows still generating, not the longest answer's length times all rows.
-        Each prompt goes through the model once (its cache repeated for its k samples)."""
+        Each prompt goes through the model once (its cache repeated for its k samples). `temps`:
+        each row's temperature (0: greedy), rows prompt-major."""
         key, eos = cache_key(model), tokenizer.eos_token_id
         position = (mask.cumsum(1) - 1).clamp(min=0)
         head = model(input_ids=ids, attention_mask=mask, position_ids=position, use_cache=True, **last_logits(model))
@@ -128,11 +150,9 @@ class HFGenerator:
         rows = list(range(logits.shape[0]))  # the batch rows still generating, as indices of the answers
         answers: list[list[int]] = [[] for _ in rows]
         ended, eos_seen = [False] * len(rows), 0
+        temps = temps.to(logits.device)
         for step in range(self.max_new_tokens):
-            if temperature > 0:
-                token = torch.multinomial(torch.softmax(logits.float() / temperature, -1), 1)
-            else:
-                token = logits.argmax(-1, keepdim=True)
+            token = next_tokens(logits, temps)
             going = []
             for b, (row, t) in enumerate(zip(rows, token[:, 0].tolist())):
                 if t == eos:
@@ -151,7 +171,7 @@ class HFGenerator:
             if len(going) < len(rows):  # ended rows leave the batch and the cache
                 keep = torch.tensor(going, device=logits.device)
                 cache.batch_select_indices(keep)
-                token, mask, position = token[keep], mask[keep], position[keep]
+                token, mask, position, temps = token[keep], mask[keep], position[keep], temps[keep]
                 rows = [rows[b] for b in going]
             mask = torch.cat([mask, torch.ones_like(token)], 1)
             position = position + 1
@@ -163,6 +183,18 @@ class HFGenerator:
             end = first_stop(self.stop, text)
             texts.append(text if end is None else text[:end])
         return texts, ended, sum(map(len, answers)) + eos_seen  # as `generate` counts: up to EOS
+
+
+def next_tokens(logits: torch.Tensor, temps: torch.Tensor) -> torch.Tensor:
+    """One token per row: drawn from the softmax at the row's temperature, or its argmax where
+    that is 0. Rows all greedy draw no random numbers (as `generate`'s greedy search)."""
+    greedy = logits.argmax(-1, keepdim=True)
+    hot = temps > 0
+    if not hot.any():
+        return greedy
+    scaled = logits.float() / torch.where(hot, temps, 1.0)[:, None]
+    drawn = torch.multinomial(torch.softmax(scaled, -1), 1)
+    return torch.where(hot[:, None], drawn, greedy)
 
 
 class StopAt(StoppingCriteria):
@@ -198,10 +230,3 @@ def shared_prompt_cache(model, ids: torch.Tensor, mask: torch.Tensor, k: int) ->
         return {}
     cache.batch_repeat_interleave(k)
     return {key: cache}
-
-
-def last_logits(model) -> dict:
-    """Ask a prompt forward for the last position's logits only, where the model can (as `generate`
-    does): the logits of every prompt position of a batch are prompts x tokens x vocabulary floats
-    (2.8 GB for 128 SmolLM2 prompts of 110 tokens)."""
-    return {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}

@@ -34,6 +34,7 @@ class ModelSchema:
     trust_remote_code: bool = False
     dtype: DType | None = None
     gradient_checkpointing: bool = False
+    share_prompt: bool = False  # each list's prompt through the policy once, its KV cache for its k answers
     lora: dict[str, Any] | None = None
     merge_lora: bool = False  # save the policy with its LoRA adapters merged into the weights
     gguf: dict[str, str] | None = None  # {package, file}: a GGUF file in an installed package (model.path null)

@@ -280,7 +280,7 @@ def build(cfg: DictConfig, callbacks: tuple = (), checked: bool = False) -> Buil
     reward_model = None
     if not sampler.scored:
         reward_model = timed(timing, "reward_model", lambda: build_reward_model(cfg, source, policy_path))
-    datamodule = ListDataModule(cfg.batch_size, tokenizer.pad_token_id, cfg.seed)
+    datamodule = ListDataModule(cfg.batch_size, tokenizer.pad_token_id, cfg.seed, cfg.model.get("share_prompt", False))
     judge = build_judge(cfg, source, policy_path, reward_model)
     evaluator = build_evaluator(cfg, source, generator, judge)
     hardware = {"device": accelerator_device(cfg.trainer) or "cpu", "threads": torch.get_num_threads()}
@@ -292,7 +292,12 @@ def build(cfg: DictConfig, callbacks: tuple = (), checked: bool = False) -> Buil
         sampler,
         build_ranker(cfg, reward_model, strategy),
         ReferenceLogps(
-            tokenizer, cfg.reference, policy_path, cfg.score_tokens, cfg.trainer.get("precision", "32-true")
+            tokenizer,
+            cfg.reference,
+            policy_path,
+            cfg.score_tokens,
+            cfg.trainer.get("precision", "32-true"),
+            cfg.model.get("share_prompt", False),
         ),
         PoolStore(run_dir),
         evaluator,

@@ -22,9 +22,10 @@ class TrainingList:
     ref_logps: list[float] | None = None
 
 
-def collate_lists(items: list[TrainingList], pad_id: int) -> dict[str, torch.Tensor]:
+def collate_lists(items: list[TrainingList], pad_id: int, share_prompt: bool = False) -> dict[str, torch.Tensor]:
     """Flatten the real candidates of B lists into one batch of sequences (no padded candidates
-    are forwarded) and build the [B, m] mask, rewards, lengths and reference log-probs."""
+    are forwarded) and build the [B, m] mask, rewards, lengths and reference log-probs.
+    `share_prompt`: with the layout that sends each list's prompt through the policy once."""
     m = max(len(it.response_ids) for it in items)
     b = len(items)
     mask = torch.zeros(b, m, dtype=torch.bool)
@@ -42,7 +43,7 @@ def collate_lists(items: list[TrainingList], pad_id: int) -> dict[str, torch.Ten
         for j, r in enumerate(it.response_ids):
             seqs.append((it.prompt_ids, r))
             slots.append(i * m + j)
-    batch = collate(seqs, pad_id)
+    batch = collate(seqs, pad_id, share_prompt)
     batch.update(mask=mask, rewards=rewards, lengths=lengths, slots=torch.tensor(slots))
     batch["ref_logps"] = ref if items[0].ref_logps is not None else None
     return batch
@@ -71,9 +72,10 @@ class ListDataModule(pl.LightningDataModule):
     the same batches as an uninterrupted one.
     """
 
-    def __init__(self, batch_size: int, pad_id: int, seed: int):
+    def __init__(self, batch_size: int, pad_id: int, seed: int, share_prompt: bool = False):
         super().__init__()
         self.batch_size, self.pad_id, self.seed = batch_size, pad_id, seed
+        self.share_prompt = share_prompt  # each list's prompt through the policy once (model.share_prompt)
         self.lists: list[TrainingList] = []
 
     def set_lists(self, lists: list[TrainingList]) -> None:
@@ -86,5 +88,5 @@ class ListDataModule(pl.LightningDataModule):
             self.lists,
             batch_size=self.batch_size,
             sampler=EpochShuffle(len(self.lists), self.seed, lambda: self.trainer.current_epoch),
-            collate_fn=lambda items: collate_lists(items, self.pad_id),
+            collate_fn=lambda items: collate_lists(items, self.pad_id, self.share_prompt),
         )

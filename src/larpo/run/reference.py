@@ -27,12 +27,21 @@ class ReferenceLogps:
     """`mode`: behavior (the policy at the start of the iteration, Algorithm 1), initial (the SFT
     policy at `initial_path`) or none (reference-free objectives)."""
 
-    def __init__(self, tokenizer, mode: str, initial_path: str, tokens: int = 4096, precision: str = "32-true"):
+    def __init__(
+        self,
+        tokenizer,
+        mode: str,
+        initial_path: str,
+        tokens: int = 4096,
+        precision: str = "32-true",
+        share_prompt: bool = False,
+    ):
         """`tokens`: the token budget of one scoring forward pass (`score_tokens`); `precision`: the
         trainer's, so that the reference scores as the training forward does (a mixed-precision
         policy equal to its reference then has a log-ratio of 0, not a rounding gap)."""
         self.tokenizer, self.mode, self.initial_path, self.tokens = tokenizer, mode, initial_path, tokens
         self.precision = str(precision)
+        self.share_prompt = share_prompt  # each list's prompt through the reference model once
         self.forwards = 0  # sequences the reference model scored, all iterations
 
     def tokenised(self, kept: list[CandidateList]) -> list[TrainingList]:
@@ -61,7 +70,9 @@ class ReferenceLogps:
         # LoRA leaves the base weights frozen: without its adapters the policy is the initial one,
         # so no second model is loaded
         with policy.disable_adapter() if adapter_off else contextlib.nullcontext(), autocast(self.precision, policy):
-            flat = sequence_logps(ref_model, seqs, self.tokenizer.pad_token_id, self.tokens)  # once per candidate
+            flat = sequence_logps(  # once per candidate
+                ref_model, seqs, self.tokenizer.pad_token_id, self.tokens, share_prompt=self.share_prompt
+            )
         self.forwards += len(seqs)
         per_list, start = {}, 0
         for i in mine:
