@@ -24,7 +24,7 @@ from larpo import strict_json
 
 log = logging.getLogger("larpo")
 
-VERSION = 1  # bump when the evaluation's metrics or state change meaning
+VERSION = 2  # bump when the evaluation's metrics, state or draws change (2: greedy beside the samples)
 
 
 def policy_identity(path: str) -> list:
