@@ -413,3 +413,25 @@ def test_a_grid_extended_by_more_iterations_joins_the_same_settings(tmp_path):
     assert "| (every job) | lr=0.0001 iteration=4 | 0.621 ± 0.002 |" in extended
     assert "does not bracket" not in extended
     assert "| (every job) | 3 | 0.611 ± 0.002 |" in extended  # iteration 4's test metric, 3 seeds
+
+
+def test_a_claim_can_name_its_own_metric_and_the_start_policy(tmp_path):
+    """ "A > SFT on accuracy_greedy": a trained setting against each seed's iteration 0, in the
+    claim's own metric. Greedy accuracy rises by 0.05 + seed/100 on 5 seeds (reproduced); sampled
+    accuracy moves by ±0.01 (not decided); Holm over the two claims."""
+    report = {
+        "metric": "accuracy_sampled",
+        "claims": ["trained > SFT on accuracy_greedy", "trained > SFT", "trained > SFT on no_such_metric"],
+    }
+    for seed in range(5):
+        start = {"accuracy_greedy": 0.4 + seed / 50, "accuracy_sampled": 0.3}
+        final = {
+            "accuracy_greedy": start["accuracy_greedy"] + 0.05 + seed / 100,
+            "accuracy_sampled": 0.3 + (-1) ** seed / 100,
+        }
+        write_job(tmp_path, seed, ["lr=1e-5"], seed, final, start, report)
+    greedy, sampled, missing = claims(collect(tmp_path), "accuracy_sampled")
+    assert greedy["diff"].mean == pytest.approx(0.07) and greedy["diff"].n == 5
+    assert greedy["verdict"] == "reproduced" and greedy["p_holm"] == pytest.approx(2 * greedy["diff"].p)
+    assert sampled["diff"].mean == pytest.approx(0.002) and sampled["verdict"] == "inconclusive"
+    assert missing["diff"] is None and missing["verdict"] == "inconclusive"

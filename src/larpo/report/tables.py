@@ -131,29 +131,34 @@ def paired_table(sweep: Sweep, metrics: list[str]) -> str:
     return "\n".join(lines)
 
 
-CLAIM = re.compile(r"^\s*(.+?)\s*>\s*(.+?)\s*$")
+CLAIM = re.compile(r"^\s*(.+?)\s*>\s*(.+?)(?:\s+on\s+(\w+))?\s*$")  # "A > B" or "A > B on <metric>"
 
 
 def _resolve(sweep: Sweep, name: str) -> str | None:
-    """A claim names a setting by its full label or one of its overrides; SFT is the start policy."""
+    """A claim names a setting by its full label or one of its overrides; SFT is the start policy
+    (each seed's iteration 0); `trained` is the final policy of a sweep of one setting."""
     if name == "SFT":
         return "SFT"
+    if name == "trained":
+        return sweep.settings[0] if len(sweep.settings) == 1 else None
     return next((s for s in sweep.settings if s == name or set(name.split()) <= set(s.split())), None)
 
 
 def claims(sweep: Sweep, metric: str) -> list[dict]:
-    """Each claim "A > B": the paired difference, the Holm-adjusted p-value and the verdict."""
+    """Each claim "A > B" (in `metric`, or "A > B on <metric>"): the paired difference, the
+    Holm-adjusted p-value and the verdict."""
     out = []
     for text in sweep.report.get("claims") or []:
         m = CLAIM.match(text)
         if not m:
             continue
-        a, b = (_resolve(sweep, x) for x in m.groups())
+        a, b = (_resolve(sweep, x) for x in m.groups()[:2])
+        metric_of = m.group(3) or metric
         if a is None or b is None:
             out.append({"claim": text, "diff": None})
             continue
-        values = {x: (sweep.sft_by_seed(metric) if x == "SFT" else sweep.by_seed(x, metric)) for x in (a, b)}
-        both_moved = moved(sweep, a, metric) and moved(sweep, b, metric)
+        values = {x: (sweep.sft_by_seed(metric_of) if x == "SFT" else sweep.by_seed(x, metric_of)) for x in (a, b)}
+        both_moved = moved(sweep, a, metric_of) and moved(sweep, b, metric_of)
         out.append({"claim": text, "diff": paired(values[a], values[b]), "moved": both_moved})
     tested = [c for c in out if c["diff"] is not None and c["diff"].p is not None]
     for c, p in zip(tested, holm([c["diff"].p for c in tested])):
@@ -173,7 +178,7 @@ def moved(sweep: Sweep, setting: str, metric: str) -> bool:
 
 def claims_table(rows: list[dict], metric: str) -> str:
     lines = [
-        f"| claim | paired difference in {metric} (95% CI) | seeds | p (paired t) | p (Holm) | verdict |",
+        f"| claim | paired difference in {metric} or the claim's metric (95% CI) | seeds | p (paired t) | p (Holm) | verdict |",
         "|---|---|---|---|---|---|",
     ]
     for c in rows:
