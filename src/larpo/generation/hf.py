@@ -10,6 +10,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import StoppingCriteria, StoppingCriteriaList
 
+from larpo import memory
 from larpo.generation.contract import Cut, chunk_seed, chunks, first_stop
 from larpo.sequences import cache_key, encode_prompts, last_logits, output_cache
 
@@ -103,6 +104,7 @@ class HFGenerator:
             texts = [Cut(t) if not e else t for t, e in zip(texts, ended)]
             for n, i in enumerate(chunk):
                 out[i] = texts[n * k : (n + 1) * k]
+            memory.trim()  # the chunk's KV cache, freed in pieces of many sizes, back to the OS
         model.train(was_training)
         self.seconds += time.perf_counter() - began
         return out

@@ -178,7 +178,8 @@ def moved(sweep: Sweep, setting: str, metric: str) -> bool:
 
 def claims_table(rows: list[dict], metric: str) -> str:
     lines = [
-        f"| claim | paired difference in {metric} or the claim's metric (95% CI) | seeds | p (paired t) | p (Holm) | verdict |",
+        f"| claim | paired difference in {metric} or the claim's metric (95% CI) | seeds | p (paired t) "
+        "| p (Holm) | verdict |",
         "|---|---|---|---|---|---|",
     ]
     for c in rows:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 
+from larpo import memory
 from larpo.candidates import CandidateList, PoolStore
 from larpo.evaluation import cache as eval_cache
 from larpo.evaluation.evaluator import Evaluator
@@ -280,6 +281,7 @@ class LarpoLoop(pl.Callback):
         finally:
             self.timing[phase] += time.perf_counter() - start
             self.rss_rise[phase] += peak_rss_mb() - rss
+            memory.trim()  # what the phase freed goes back to the OS before the next one
 
     def _prepare(self, trainer, policy, iteration: int) -> None:
         """Sample, rank and select with `policy` (the full weights: ranks sample different prompts)."""

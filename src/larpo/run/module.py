@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import pytorch_lightning as pl
 import torch
 
+from larpo import memory
 from larpo.objectives.binding import Objective, sft_term
 from larpo.objectives.common import best_worst, implicit_reward, prefers
 from larpo.parallel.fsdp import full_copy, is_sharded, shard_policy
@@ -112,6 +113,14 @@ class LarpoModule(pl.LightningModule):
             # one value per step: the epoch mean is over steps (batch_size=1), not weighted by lists
             norm = torch.linalg.vector_norm(torch.stack(norms))
             self.log("train/grad_norm", norm, on_step=True, on_epoch=True, batch_size=1)
+
+    def optimizer_step(self, epoch, batch_idx, optimizer, optimizer_closure=None):
+        """The step, then its gradients freed and their pages returned to the OS (Lightning would
+        free them at the next step's start): a policy's gradients are as large as its weights, and
+        an evaluation or generation between iterations should not find them held."""
+        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+        optimizer.zero_grad(set_to_none=True)
+        memory.trim()
 
     def configure_model(self):
         """Under `trainer=fsdp` (a ModelParallelStrategy sets the device mesh): shard the policy."""
