@@ -103,3 +103,24 @@ def test_a_list_relative_judge_scores_policy_and_sft_samples_as_one_list():
     out = ev(None, tokenizer)
     # one list [aaa, a, aa, aaaa]: ranks 2, 0 vs 1, 3 -> aaa beats aa, loses to aaaa; a loses to both
     assert out["judge_win_rate_vs_sft"] == pytest.approx(1 / 4) and out["judge_score"] == pytest.approx(1.0)
+
+
+def test_gold_evaluation_reports_accuracy_truncation_and_length():
+    """The gold judge's evaluation, by hand: prompt "p" (answer "12"), the policy answers "12"
+    greedily and "12", "7" (cut at the cap) sampled; prompt "q" (answer "3"): greedy "4", sampled
+    "3", "3". Greedy accuracy 1/2, sampled 3/4, cut 1/4, length (2 + 1 + 1 + 1) / 4 characters."""
+    from larpo.evaluation.evaluator import Evaluator
+    from larpo.generation.contract import Cut
+
+    class Answers(ScriptedGenerator):
+        def __call__(self, model, tokenizer, prompts, k, temperature, seed, desc="generate", shard=(0, 1)):
+            script = {"p": ["12"], "q": ["4"]} if temperature == 0 else {"p": ["12", Cut("7")], "q": ["3", "3"]}
+            return [[script[p][j % len(script[p])] for j in range(k)] for p in prompts]
+
+    gold = {"p": "12", "q": "3"}
+    ev = Evaluator(
+        ["p", "q"], lambda p, r: float(r == gold[p]), gold.get, Answers({}), k=2, temperature=1.0, seed=0, ranking=False
+    )
+    out = ev(None, char_tokenizer())
+    assert out["accuracy_greedy"] == 0.5 and out["accuracy_sampled"] == 0.75
+    assert out["truncated"] == 0.25 and out["response_tokens"] == pytest.approx(5 / 4)

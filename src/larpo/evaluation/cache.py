@@ -24,7 +24,7 @@ from larpo import strict_json
 
 log = logging.getLogger("larpo")
 
-VERSION = 2  # bump when the evaluation's metrics, state or draws change (2: greedy beside the samples)
+VERSION = 3  # bump when the evaluation's metrics, state or draws change (2: greedy beside the samples; 3: response_tokens)
 
 
 def policy_identity(path: str) -> list:

@@ -18,6 +18,14 @@ def pass_at(correct: list[list[bool]], n: int) -> float:
     return sum(any(c[:n]) for c in correct) / max(1, len(correct))
 
 
+def response_tokens(tokenizer, sampled: list[list[str]]) -> float:
+    """The sampled answers' mean length in policy tokens (a policy learning to answer longer or
+    shorter shows here)."""
+    flat = [r for rs in sampled for r in rs]
+    lengths = [len(ids) for ids in tokenizer(flat, add_special_tokens=False)["input_ids"]] if flat else []
+    return sum(lengths) / max(1, len(lengths))
+
+
 def win_rate(rewards: list[list[float]], baseline: list[list[float]]) -> float:
     """Share of (prompt, sample i) duels the policy wins against the baseline; ties count half."""
     duels = [
@@ -150,6 +158,7 @@ class Evaluator:
             "wrong_vs_wrong_duels": duel_statistics(rewards, self.baseline_rewards),
             "wrong_reward": wrong_reward(rewards),
             "truncated": sum(isinstance(r, Cut) for rs in sampled for r in rs) / (n * self.k),  # cut at the cap
+            "response_tokens": response_tokens(tokenizer, sampled),
         }
         out.update({f"pass_at_{i}": pass_at(correct, i) for i in range(1, self.k + 1)})
         if self.ranking:

@@ -13,7 +13,9 @@ PLOTTED = ["win_rate_vs_sft", "accuracy_sampled", "accuracy_greedy"]
 
 
 def history_figure(sweep: Sweep, out: Path) -> Path | None:
-    """history.png: greedy and sampled accuracy (and win rate) per iteration, mean over seeds."""
+    """history.png: greedy and sampled accuracy, win rate, and where evaluated the share of answers
+    cut at the token cap and their length, per iteration, mean over seeds with
+    its 95% confidence band (Student t; none for one seed)."""
     if not any(len(r.history) > 2 for r in sweep.runs):
         return None
     import matplotlib
@@ -21,8 +23,11 @@ def history_figure(sweep: Sweep, out: Path) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(HISTORY), figsize=(5.2 * len(HISTORY), 4.4), squeeze=False)
-    for ax, metric in zip(axes[0], HISTORY):
+    shown = HISTORY + [
+        m for m in ("truncated", "response_tokens") if any(m in h for r in sweep.runs for h in r.history)
+    ]
+    fig, axes = plt.subplots(1, len(shown), figsize=(5.2 * len(shown), 4.4), squeeze=False)
+    for ax, metric in zip(axes[0], shown):
         for setting in sweep.settings:
             by_iteration: dict[int, list[float]] = {}
             for r in sweep.runs:
@@ -31,14 +36,21 @@ def history_figure(sweep: Sweep, out: Path) -> Path | None:
                         if metric in h:
                             by_iteration.setdefault(int(h["iteration"]), []).append(h[metric])
             its = sorted(by_iteration)
-            ax.plot(its, [statistics.fmean(by_iteration[i]) for i in its], marker="o", label=setting or "runs")
+            means = [statistics.fmean(by_iteration[i]) for i in its]
+            (line,) = ax.plot(its, means, marker="o", label=setting or "runs")
+            halves = [mean_ci(by_iteration[i])[1] for i in its]  # None with one seed: no band
+            if all(h is not None for h in halves):
+                lo, hi = [m - h for m, h in zip(means, halves)], [m + h for m, h in zip(means, halves)]
+                ax.fill_between(its, lo, hi, color=line.get_color(), alpha=0.15, linewidth=0)
         ax.set_xticks(sorted({int(h["iteration"]) for r in sweep.runs for h in r.history}))
         ax.set_title(metric)
         ax.set_xlabel("iteration (0: SFT policy)")
         ax.grid(alpha=0.3)
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8, frameon=False)
-    fig.suptitle(f"{sweep.name + ': ' if sweep.name else ''}per iteration, mean over {len(sweep.seeds)} seed(s)")
+    fig.suptitle(
+        f"{sweep.name + ': ' if sweep.name else ''}per iteration, mean and 95% CI over {len(sweep.seeds)} seed(s)"
+    )
     fig.tight_layout(rect=(0, 0.12, 1, 1))
     fig.savefig(out, dpi=110)
     plt.close(fig)
