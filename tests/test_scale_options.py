@@ -1,5 +1,6 @@
 """Memory levers for large policies, on the micro policy: gradient checkpointing and LoRA."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -265,3 +266,36 @@ def test_shared_prompt_forward_gives_the_whole_sequences_logps_and_gradients(tin
     response_logps(model, shared)
     hook.remove()
     assert calls == [plain["input_ids"].shape]  # one forward of the whole sequences
+
+
+def test_prompts_sharing_a_prefix_are_batched_together_and_it_is_computed_once(tiny_hub):
+    """Compact decoding batches prompts by shared text (`prefix_chunks`): word problems of one kind
+    (the same system message and worked example) together, a prompt sharing nothing on its own.
+    In a batch, the common prefix goes through the model once: greedy answers equal `generate`'s
+    on the whole prompts, and the prompt forward sees the prefix once (counted)."""
+    from larpo.data.word_problems import word_problems
+    from larpo.generation.contract import prefix_chunks
+    from larpo.generation.hf import HFGenerator
+    from larpo.models.policy import load_policy
+    from larpo.sequences import encode_prompt
+
+    source = word_problems(pool=200, prompts_per_iteration=40, eval_prompts=0, eval_seed=1, seed=0, shots=1)
+    prompts = source.train + ["something else entirely"]
+    kind = [json.dumps(json.loads(p)[:2]) if p.startswith("[") else "none" for p in prompts]  # the worked example
+    assert len(set(kind)) == 6  # the five kinds of word problem, and the odd one
+    batches = prefix_chunks(prompts, 2, 16)
+    assert sorted(i for b in batches for i in b) == list(range(len(prompts)))
+    assert all(len(b) <= 8 for b in batches) and [len(prompts) - 1] in batches
+    mixed = [b for b in batches if len({kind[i] for i in b}) > 1]
+    assert not mixed, [[kind[i] for i in b] for b in mixed]
+    model, tok = load_policy(tiny_hub["policy"])
+    shared = [f"You are a careful assistant. Answer briefly and end with the answer. Question {i}?" for i in range(5)]
+    seen = []
+    hook = model.register_forward_hook(lambda m, a, kw, out: seen.append(kw["input_ids"].shape), with_kwargs=True)
+    compact = HFGenerator(max_new_tokens=6, progress=False, compact=True)(model, tok, shared, 1, 0.0, seed=0)
+    hook.remove()
+    plain = HFGenerator(max_new_tokens=6, progress=False)(model, tok, shared, 1, 0.0, seed=0)
+    assert compact == plain
+    whole = len(encode_prompt(tok, shared[0]))
+    assert seen[0][0] == 1 and seen[1][0] == 5 and seen[0][1] + seen[1][1] == whole  # the prefix once, then 5 rests
+    assert seen[0][1] + 5 * seen[1][1] < 5 * whole / 2  # tokens through the model: under half

@@ -24,7 +24,7 @@ from larpo import strict_json
 
 log = logging.getLogger("larpo")
 
-VERSION = 3  # bump when the evaluation's metrics, state or draws change (2: greedy beside the samples; 3: response_tokens)
+VERSION = 4  # bump when its metrics, state or draws change (2: greedy beside samples; 3: lengths; 4: batches by prefix)
 
 
 def policy_identity(path: str) -> list:

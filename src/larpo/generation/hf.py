@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
 
@@ -11,7 +12,7 @@ from tqdm.auto import tqdm
 from transformers import StoppingCriteria, StoppingCriteriaList
 
 from larpo import memory
-from larpo.generation.contract import Cut, chunk_seed, chunks, first_stop
+from larpo.generation.contract import Cut, chunk_seed, chunks, first_stop, prefix_chunks
 from larpo.sequences import cache_key, encode_prompts, last_logits, output_cache
 
 log = logging.getLogger(__name__)
@@ -86,12 +87,14 @@ class HFGenerator:
         model.eval()
         out: list[list[str] | None] = [None] * len(prompts)
         rank, world = shard
-        mine = [(j, c) for j, c in enumerate(chunks(len(prompts), k, self.batch_size)) if j % world == rank]
+        compact = self.compact and cache_key(model) is not None
+        batches = prefix_chunks(prompts, k, self.batch_size) if compact else chunks(len(prompts), k, self.batch_size)
+        mine = [(j, c) for j, c in enumerate(batches) if j % world == rank]
         for j, chunk in tqdm(mine, desc=desc, disable=None if self.progress else True, leave=False):
             torch.manual_seed(chunk_seed(seed, j))
             enc = encode_prompts(tokenizer, [prompts[i] for i in chunk], padding=True, return_tensors="pt")
             ids, mask = enc["input_ids"].to(model.device), enc["attention_mask"].to(model.device)
-            if self.compact and cache_key(model) is not None:
+            if compact:
                 temps = torch.full((len(chunk), k), float(temperature))
                 if greedy_first:
                     temps[:, 0] = 0.0
@@ -143,12 +146,10 @@ class HFGenerator:
         Each prompt goes through the model once (its cache repeated for its k samples). `temps`:
         each row's temperature (0: greedy), rows prompt-major."""
         key, eos = cache_key(model), tokenizer.eos_token_id
-        position = (mask.cumsum(1) - 1).clamp(min=0)
-        head = model(input_ids=ids, attention_mask=mask, position_ids=position, use_cache=True, **last_logits(model))
-        cache = output_cache(head)
+        logits, cache, mask, position = prompt_forward(model, ids, mask, tokenizer.pad_token_id)
         cache.batch_repeat_interleave(k)
-        logits = head.logits[:, -1].repeat_interleave(k, 0)
-        mask, position = mask.repeat_interleave(k, 0), position[:, -1:].repeat_interleave(k, 0)
+        logits = logits.repeat_interleave(k, 0)
+        mask, position = mask.repeat_interleave(k, 0), position.repeat_interleave(k, 0)
         rows = list(range(logits.shape[0]))  # the batch rows still generating, as indices of the answers
         answers: list[list[int]] = [[] for _ in rows]
         ended, eos_seen = [False] * len(rows), 0
@@ -185,6 +186,47 @@ class HFGenerator:
             end = first_stop(self.stop, text)
             texts.append(text if end is None else text[:end])
         return texts, ended, sum(map(len, answers)) + eos_seen  # as `generate` counts: up to EOS
+
+
+SHARED_PREFIX = 8  # tokens: a batch's common prefix shorter than this is not worth a forward of its own
+
+
+def prompt_forward(model, ids: torch.Tensor, mask: torch.Tensor, pad_id: int):
+    """The prompts' forward for decoding (left-padded `ids`): (the last position's logits [n, V],
+    the KV cache, the attention mask, the last position [n, 1]). The prefix all prompts share (a
+    system message and worked example) goes through the model once, its cache repeated for each
+    prompt, then each prompt's rest, left-padded after it: [prefix][pad][rest]."""
+    rows = [ids[i][mask[i].bool()].tolist() for i in range(ids.shape[0])]
+    shared = min(len(os.path.commonprefix(rows)), min(map(len, rows)) - 1)
+    if ids.shape[0] < 2 or shared < SHARED_PREFIX:
+        position = (mask.cumsum(1) - 1).clamp(min=0)
+        out = model(input_ids=ids, attention_mask=mask, position_ids=position, use_cache=True, **last_logits(model))
+        return out.logits[:, -1], output_cache(out), mask, position[:, -1:]
+    head = model(
+        input_ids=ids.new_tensor([rows[0][:shared]]),
+        position_ids=torch.arange(shared, device=ids.device)[None],
+        use_cache=True,
+        **last_logits(model),
+    )
+    cache = output_cache(head)
+    cache.batch_repeat_interleave(len(rows))
+    width = max(len(r) for r in rows) - shared
+    rest = ids.new_full((len(rows), width), pad_id)
+    rest_mask = torch.zeros_like(rest)
+    for i, r in enumerate(rows):
+        rest[i, width - len(r) + shared :] = ids.new_tensor(r[shared:])
+        rest_mask[i, width - len(r) + shared :] = 1
+    mask = torch.cat([torch.ones_like(rest[:, :1]).expand(-1, shared), rest_mask], 1)
+    position = shared + (rest_mask.cumsum(1) - 1).clamp(min=0)
+    out = model(
+        input_ids=rest,
+        attention_mask=mask,
+        position_ids=position,
+        use_cache=True,
+        **last_logits(model),
+        **{cache_key(model): cache},
+    )
+    return out.logits[:, -1], output_cache(out), mask, position[:, -1:]
 
 
 def next_tokens(logits: torch.Tensor, temps: torch.Tensor) -> torch.Tensor:
