@@ -19,7 +19,13 @@ def _sweeps():
     return sorted(f.stem for f in (Path(CONF) / "experiment").glob("*.yaml") if "experiment_name:" in f.read_text())
 
 
-PREREGISTERED = {"ranking_signal_arithmetic", "ranking_signal_digits", "ranking_signal_noisy", "regime_a_confirm"}
+PREREGISTERED = {
+    "ranking_signal_arithmetic",
+    "ranking_signal_digits",
+    "ranking_signal_noisy",
+    "regime_a_confirm",
+    "smollm2_confirm",
+}
 EXPERIMENTS = _sweeps()  # every experiment file that is a sweep, so a new one is tested at once
 
 
@@ -43,13 +49,19 @@ def test_experiment_sweeps_seeds_and_has_a_smoke_size(name):
         full = compose("train", overrides=[f"experiment={name}"], return_hydra_config=True)
         smoke = compose("train", overrides=[f"experiment={name}", "size=smoke"], return_hydra_config=True)
     params = full.hydra.sweeper.params
-    assert len(params) >= 2 and full.report.baseline  # settings and seeds; compared against a baseline
+    claims = full.report.get("claims") or []
+    # settings and seeds, compared against a baseline; or one setting, every claim about it against SFT
+    one_setting = bool(claims) and all(c.split(">")[0].strip() == "trained" for c in claims)
+    assert (len(params) >= 2 and full.report.baseline) or (one_setting and list(params) == ["seed"])
     assert full.experiment_name == name and full.logger.group == name  # W&B groups the sweep
     assert str(smoke.hydra.sweeper.params.seed) == "0" and smoke.data.prompts_per_iteration < 100
     if full.report.get("claims") and name in PREREGISTERED:  # chosen in advance: the metric and at least 5 seeds
         assert full.report.metric and len(str(params.seed).split(",")) >= 5
-        assert full.data.prompts_per_iteration == 1024 and not full.eval.every_iteration
         assert full.candidate_list.size == 4  # every objective on the same k=4 lists
+        if name.startswith("smollm2_"):  # the real model's protocol: the preset's lists, the 200 test problems
+            assert full.data.eval_prompts >= 200 and full.eval.prompts is None
+        else:
+            assert full.data.prompts_per_iteration == 1024 and not full.eval.every_iteration
     elif full.report.get("claims"):  # the paper's claims protocol: 5 seeds, half-size prompts, evaluation at the end
         assert str(params.seed) == "0,1,2,3,4"
         assert full.data.prompts_per_iteration == 1024 and not full.eval.every_iteration
