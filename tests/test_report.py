@@ -3,6 +3,7 @@
 import csv
 import json
 import math
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -172,6 +173,31 @@ def test_runs_csv_rebuilds_the_same_report_and_duplicates_count_once(tmp_path):
     same = [line for line in text.splitlines() if line.startswith("|")]
     assert [line for line in rebuilt.read_text().splitlines() if line.startswith("|")] == same
     assert rebuilt.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_sweep_run_in_parts_merges_into_the_whole_sweeps_report(tmp_path):
+    """Seeds 0-1 committed as a runs.csv (an earlier session's), seeds 2-3 and 4 run since in two
+    directories: `larpo-report` of the three gives the report of the sweep run at once, and a
+    (setting, seed) found twice counts once, the first source's."""
+    synthetic_sweep(tmp_path / "whole")
+    whole = write_report(tmp_path / "whole", tmp_path / "w" / "results.md").read_text()
+    jobs = sorted((tmp_path / "whole").iterdir(), key=lambda p: int(p.name))
+    for name, part in (("early", jobs[:4]), ("mid", jobs[4:8]), ("late", jobs[8:])):
+        for job in part:
+            shutil.copytree(job, tmp_path / name / job.name)
+    write_report(tmp_path / "early", tmp_path / "committed" / "results.md")
+    shutil.rmtree(tmp_path / "early")
+    write_job(tmp_path / "late", 50, ["objective=listmle"], 0, {"win_rate_vs_sft": 0.9}, {"win_rate_vs_sft": 0.5})
+    merged = write_report(
+        [tmp_path / "committed" / "runs.csv", tmp_path / "mid", tmp_path / "late"], tmp_path / "m" / "results.md"
+    ).read_text()
+    rows = list(csv.DictReader(open(tmp_path / "m" / "runs.csv")))
+    assert sorted((r["setting"], r["seed"]) for r in rows) == sorted(
+        (f"objective={o}", str(s)) for o in ("pairwise", "listmle") for s in range(5)
+    )
+    tables = [line for line in whole.splitlines() if line.startswith("|")]
+    assert [line for line in merged.splitlines() if line.startswith("|")] == tables
+    assert "objective=listmle seed=0" in merged.split("## Duplicate runs")[1]  # the 0.9 rerun, not counted
 
 
 def test_tuning_chooses_on_validation_and_reports_the_test_metrics(tmp_path):

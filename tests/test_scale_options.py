@@ -268,14 +268,15 @@ def test_shared_prompt_forward_gives_the_whole_sequences_logps_and_gradients(tin
     assert calls == [plain["input_ids"].shape]  # one forward of the whole sequences
 
 
-def test_prompts_sharing_a_prefix_are_batched_together_and_it_is_computed_once(tiny_hub):
-    """Compact decoding batches prompts by shared text (`prefix_chunks`): word problems of one kind
-    (the same system message and worked example) together, a prompt sharing nothing on its own.
-    In a batch, the common prefix goes through the model once: greedy answers equal `generate`'s
-    on the whole prompts, and the prompt forward sees the prefix once (counted)."""
+def test_prompts_sharing_a_prefix_are_batched_together_and_each_runs_prefix_is_computed_once(tiny_hub):
+    """Compact decoding fills its batches with prompts in sorted order (`prefix_chunks`): word
+    problems of one kind (the same system message and worked example) are neighbours. In a batch,
+    each run of prompts sharing a prefix has it go through the model once (`prefix_groups`),
+    however many runs the batch holds: greedy answers equal `generate`'s on the whole prompts, and
+    the prompt forward sees each run's prefix once (counted)."""
     from larpo.data.word_problems import word_problems
     from larpo.generation.contract import prefix_chunks
-    from larpo.generation.hf import HFGenerator
+    from larpo.generation.hf import HFGenerator, prefix_groups
     from larpo.models.policy import load_policy
     from larpo.sequences import encode_prompt
 
@@ -285,17 +286,25 @@ def test_prompts_sharing_a_prefix_are_batched_together_and_it_is_computed_once(t
     assert len(set(kind)) == 6  # the five kinds of word problem, and the odd one
     batches = prefix_chunks(prompts, 2, 16)
     assert sorted(i for b in batches for i in b) == list(range(len(prompts)))
-    assert all(len(b) <= 8 for b in batches) and [len(prompts) - 1] in batches
-    mixed = [b for b in batches if len({kind[i] for i in b}) > 1]
-    assert not mixed, [[kind[i] for i in b] for b in mixed]
+    assert [len(b) for b in batches] == [8] * 5 + [1]  # full batches: 41 prompts of 2 samples, 16 rows a batch
+    order = [i for b in batches for i in b]
+    changes = sum(kind[a] != kind[b] for a, b in zip(order, order[1:]))
+    assert changes == len(set(kind)) - 1  # one kind after another
     model, tok = load_policy(tiny_hub["policy"])
+    rows = [encode_prompt(tok, prompts[i]) for i in batches[0] + batches[1]]
+    found = [[kind[(batches[0] + batches[1])[j]] for j in range(a, b)] for a, b, _ in prefix_groups(rows)]
+    assert all(len(set(g)) == 1 for g in found), found  # a run is one kind
+    assert len(found) == len({kind[i] for i in batches[0] + batches[1]}), found  # and a kind one run
+
     shared = [f"You are a careful assistant. Answer briefly and end with the answer. Question {i}?" for i in range(5)]
+    other = [f"Tell me, in one short line, a story about the colour number {i}, please." for i in range(3)]
+    mixed = sorted(shared + other + ["odd"])  # three runs in one batch: 5, 3 and 1 prompts
     seen = []
     hook = model.register_forward_hook(lambda m, a, kw, out: seen.append(kw["input_ids"].shape), with_kwargs=True)
-    compact = HFGenerator(max_new_tokens=6, progress=False, compact=True)(model, tok, shared, 1, 0.0, seed=0)
+    compact = HFGenerator(max_new_tokens=6, progress=False, compact=True)(model, tok, mixed, 1, 0.0, seed=0)
     hook.remove()
-    plain = HFGenerator(max_new_tokens=6, progress=False)(model, tok, shared, 1, 0.0, seed=0)
+    plain = HFGenerator(max_new_tokens=6, progress=False)(model, tok, mixed, 1, 0.0, seed=0)
     assert compact == plain
-    whole = len(encode_prompt(tok, shared[0]))
-    assert seen[0][0] == 1 and seen[1][0] == 5 and seen[0][1] + seen[1][1] == whole  # the prefix once, then 5 rests
-    assert seen[0][1] + 5 * seen[1][1] < 5 * whole / 2  # tokens through the model: under half
+    lengths = sorted(len(encode_prompt(tok, p)) for p in mixed)
+    assert seen[0][0] == 3 and seen[1][0] == len(mixed)  # the three runs' prefixes in one forward, then every rest
+    assert seen[0][1] * 3 + seen[1][1] * len(mixed) < sum(lengths) * 3 / 4  # tokens through the model

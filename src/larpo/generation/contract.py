@@ -16,7 +16,6 @@ prompt's greedy answer, its k samples) at once; the evaluation uses it where a g
 
 from __future__ import annotations
 
-import os
 import re
 from typing import Protocol, runtime_checkable
 
@@ -55,22 +54,14 @@ def chunks(n_prompts: int, k: int, batch_size: int) -> list[range]:
 
 
 def prefix_chunks(prompts: list[str], k: int, batch_size: int) -> list[list[int]]:
-    """Prompt indices per batch of about `batch_size` sequences, prompts that share most of their
-    text together: sorted, consecutive prompts sharing at least half of the shorter one form a run
-    (a system message and one worked example before each question, say), each run is cut into
-    batches, and the prompts of no run fill batches of their own. A batch's common prefix then
-    goes through the model once. Deterministic in the prompts, so seeded per batch as `chunks`."""
+    """Prompt indices per batch of about `batch_size` sequences, the prompts in sorted order so
+    that those sharing most of their text (a system message and one worked example before each
+    question) are neighbours: full batches (decoding steps cost nearly as much for a few rows as
+    for many), within which each run of prompts sharing a prefix has it computed once
+    (`prompt_forward`). Deterministic in the prompts, so seeded per batch as `chunks`."""
     size = max(1, batch_size // max(1, k))
-    runs: list[list[int]] = []
-    for i in sorted(range(len(prompts)), key=prompts.__getitem__):
-        last = prompts[runs[-1][-1]] if runs else ""
-        if runs and 2 * len(os.path.commonprefix([last, prompts[i]])) >= min(len(last), len(prompts[i])) > 0:
-            runs[-1].append(i)
-        else:
-            runs.append([i])
-    alone = sorted(i for r in runs if len(r) == 1 for i in r)
-    batches = [r[j : j + size] for r in runs if len(r) > 1 for j in range(0, len(r), size)]
-    return batches + [alone[j : j + size] for j in range(0, len(alone), size)]
+    order = sorted(range(len(prompts)), key=prompts.__getitem__)
+    return [order[j : j + size] for j in range(0, len(order), size)]
 
 
 def chunk_seed(seed: int, j: int) -> int:

@@ -188,36 +188,67 @@ class HFGenerator:
         return texts, ended, sum(map(len, answers)) + eos_seen  # as `generate` counts: up to EOS
 
 
-SHARED_PREFIX = 8  # tokens: a batch's common prefix shorter than this is not worth a forward of its own
+SHARED_PREFIX = 8  # tokens: a common prefix shorter than this is not worth a forward of its own
+
+
+def prefix_groups(rows: list[list[int]]) -> list[tuple[int, int, int]]:
+    """Runs of consecutive prompts (token ids) that share a prefix (a system message and worked
+    example): (first, end, prefix length) per run. A prompt joins the run before it where the
+    tokens it shares with the run's prefix (at least SHARED_PREFIX) outweigh those the run's other
+    prompts would lose from theirs. The prefix stops one token short of the run's shortest
+    prompt, so every prompt has a rest to feed; a prompt alone is a run of one, its prefix all but
+    its last token."""
+    groups: list[tuple[int, int, int]] = []
+    first, shared, shortest = 0, len(rows[0]), len(rows[0])
+    for i in range(1, len(rows) + 1):
+        if i < len(rows):
+            common = len(os.path.commonprefix([rows[first][:shared], rows[i]]))
+            if common >= SHARED_PREFIX and common >= (i - first - 1) * (shared - common):
+                shared, shortest = common, min(shortest, len(rows[i]))
+                continue
+        groups.append((first, i, min(shared, shortest - 1)))
+        if i < len(rows):
+            first, shared, shortest = i, len(rows[i]), len(rows[i])
+    return groups
 
 
 def prompt_forward(model, ids: torch.Tensor, mask: torch.Tensor, pad_id: int):
     """The prompts' forward for decoding (left-padded `ids`): (the last position's logits [n, V],
-    the KV cache, the attention mask, the last position [n, 1]). The prefix all prompts share (a
-    system message and worked example) goes through the model once, its cache repeated for each
-    prompt, then each prompt's rest, left-padded after it: [prefix][pad][rest]."""
+    the KV cache, the attention mask, the last position [n, 1]). Each run of prompts that share a
+    prefix (`prefix_groups`; a batch may hold several, e.g. word problems of four kinds) has its
+    prefix go through the model once, in one forward of the runs' prefixes, its cache gathered
+    for each prompt of the run; then each prompt's rest: [pad][its run's prefix][pad][rest]."""
     rows = [ids[i][mask[i].bool()].tolist() for i in range(ids.shape[0])]
-    shared = min(len(os.path.commonprefix(rows)), min(map(len, rows)) - 1)
-    if ids.shape[0] < 2 or shared < SHARED_PREFIX:
+    groups = prefix_groups(rows)
+    if len(groups) == len(rows) or min(s for _, _, s in groups) < 1:  # nothing shared: one plain forward
         position = (mask.cumsum(1) - 1).clamp(min=0)
         out = model(input_ids=ids, attention_mask=mask, position_ids=position, use_cache=True, **last_logits(model))
         return out.logits[:, -1], output_cache(out), mask, position[:, -1:]
-    head = model(
-        input_ids=ids.new_tensor([rows[0][:shared]]),
-        position_ids=torch.arange(shared, device=ids.device)[None],
+    span = max(s for _, _, s in groups)
+    head = ids.new_full((len(groups), span), pad_id)
+    head_mask = torch.zeros_like(head)
+    for g, (first, _, s) in enumerate(groups):
+        head[g, span - s :] = ids.new_tensor(rows[first][:s])
+        head_mask[g, span - s :] = 1
+    out = model(
+        input_ids=head,
+        attention_mask=head_mask,
+        position_ids=(head_mask.cumsum(1) - 1).clamp(min=0),
         use_cache=True,
         **last_logits(model),
     )
-    cache = output_cache(head)
-    cache.batch_repeat_interleave(len(rows))
-    width = max(len(r) for r in rows) - shared
+    cache = output_cache(out)
+    of_row = [g for g, (first, end, _) in enumerate(groups) for _ in range(first, end)]
+    cache.batch_select_indices(torch.tensor(of_row, device=ids.device))  # each prompt gets its run's prefix
+    skip = [groups[g][2] for g in of_row]
+    width = max(len(r) - s for r, s in zip(rows, skip))
     rest = ids.new_full((len(rows), width), pad_id)
     rest_mask = torch.zeros_like(rest)
-    for i, r in enumerate(rows):
-        rest[i, width - len(r) + shared :] = ids.new_tensor(r[shared:])
-        rest_mask[i, width - len(r) + shared :] = 1
-    mask = torch.cat([torch.ones_like(rest[:, :1]).expand(-1, shared), rest_mask], 1)
-    position = shared + (rest_mask.cumsum(1) - 1).clamp(min=0)
+    for i, (r, s) in enumerate(zip(rows, skip)):
+        rest[i, width - len(r) + s :] = ids.new_tensor(r[s:])
+        rest_mask[i, width - len(r) + s :] = 1
+    mask = torch.cat([head_mask[of_row], rest_mask], 1)
+    position = torch.tensor(skip, device=ids.device)[:, None] + (rest_mask.cumsum(1) - 1).clamp(min=0)
     out = model(
         input_ids=rest,
         attention_mask=mask,

@@ -1,4 +1,4 @@
-"""`larpo-report <dir | runs.csv>`: results.md, results.png and runs.csv from a run or sweep.
+"""`larpo-report <dir | runs.csv> ...`: results.md, results.png and runs.csv from a run or sweep.
 
 It reads JSON, plain YAML text and CSV only (never a checkpoint, pickle or config with code in it),
 so a run directory from someone else can be inspected safely. A setting is the overrides that
@@ -16,7 +16,7 @@ import argparse
 import json
 from pathlib import Path
 
-from larpo.report.collect import EXACT, METRICS, collect, read_runs_csv, tune, write_history_csv, write_runs_csv
+from larpo.report.collect import EXACT, METRICS, collect, load, read_runs_csv, tune, write_history_csv, write_runs_csv
 from larpo.report.figures import figure, history_figure
 from larpo.report.stats import ALPHA, MARGIN, MOVED
 from larpo.report.tables import (
@@ -30,14 +30,17 @@ from larpo.report.tables import (
 )
 
 
-def write_report(source: Path, out: Path | None = None) -> Path:
-    """Write results.md, results.png and runs.csv for a sweep directory or a runs.csv."""
+def write_report(source: Path | list[Path], out: Path | None = None) -> Path:
+    """Write results.md, results.png and runs.csv for a sweep directory or a runs.csv, or for
+    several of them merged (one experiment run in parts): the first says where by default."""
+    sources = source if isinstance(source, list) else [source]
+    source = sources[0]
     from_csv = source.is_file() and source.suffix == ".csv"
-    sweep = read_runs_csv(source) if from_csv else collect(source)
+    sweep = load(sources) if len(sources) > 1 else read_runs_csv(source) if from_csv else collect(source)
     out = out or (source.parent if from_csv else source) / "results.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     runs_csv = out.with_name("runs.csv")
-    if not from_csv or runs_csv.resolve() != source.resolve():
+    if not from_csv or len(sources) > 1 or runs_csv.resolve() != source.resolve():
         write_runs_csv(sweep, runs_csv)
         write_history_csv(sweep, runs_csv.with_name("history.csv"))
         runs_csv.with_name("report.json").write_text(json.dumps(sweep.report, indent=2, allow_nan=False) + "\n")
@@ -156,11 +159,17 @@ def comparison_sections(sweep, metrics: list[str]) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="larpo-report", description=__doc__.splitlines()[0])
-    parser.add_argument("source", type=Path, help="a run or multirun sweep directory, or a runs.csv to rebuild from")
-    parser.add_argument("--out", type=Path, default=None, help="where to write results.md (default: beside the source)")
+    parser.add_argument(
+        "source",
+        type=Path,
+        nargs="+",
+        help="a run or sweep directory, or a runs.csv to rebuild from; several are merged (a sweep run in parts)",
+    )
+    parser.add_argument("--out", type=Path, default=None, help="where to write results.md (default: beside the first)")
     args = parser.parse_args()
-    if not (args.source.is_dir() or (args.source.is_file() and args.source.suffix == ".csv")):
-        parser.error(f"{args.source} is neither a directory nor a runs.csv")
+    for source in args.source:
+        if not (source.is_dir() or (source.is_file() and source.suffix == ".csv")):
+            parser.error(f"{source} is neither a directory nor a runs.csv")
     path = write_report(args.source, args.out)
     print(path.read_text())
 

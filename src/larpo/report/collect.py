@@ -8,6 +8,7 @@ import csv
 import dataclasses
 import json
 import math
+import os
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,12 +111,15 @@ def _dedupe(runs: list[RunResult]) -> tuple[list[RunResult], list[str]]:
     return out, dupes
 
 
-def collect(root: Path) -> Sweep:
-    """A setting is the overrides that differ between finished jobs, the seed left out."""
+def collect(*roots: Path) -> Sweep:
+    """A setting is the overrides that differ between finished jobs (of all `roots`, e.g. one sweep
+    run in parts), the seed left out."""
     job_dirs = sorted(
-        {p.parent.parent for p in root.rglob(".hydra/overrides.yaml")} | {p.parent for p in root.rglob("summary.json")},
+        {p.parent.parent for root in roots for p in root.rglob(".hydra/overrides.yaml")}
+        | {p.parent for root in roots for p in root.rglob("summary.json")},
         key=_job_order,
     )
+    root = Path(os.path.commonpath(roots)) if roots else Path()
     overrides = {job: [o for o in job_overrides(job) if not o.startswith("seed=")] for job in job_dirs}
     done = [job for job in job_dirs if (job / "summary.json").is_file()]
     execution = {job: " ".join(o for o in overrides[job] if is_execution(o)) for job in job_dirs}
@@ -236,6 +240,30 @@ def _cell(x) -> str:
 
 def _metric_order(name: str):
     return (METRICS.index(name) if name in METRICS else len(METRICS), name)
+
+
+def load(sources: list[Path]) -> Sweep:
+    """One experiment's runs from several sources: sweep directories (collected together, so
+    their settings are named alike) and runs.csv files (e.g. a committed one, and the jobs run
+    since in a new directory). Each (setting, seed) counts once: the first source's."""
+    dirs = [s for s in sources if s.is_dir()]
+    parts = []
+    for source in sources:
+        if not source.is_dir():
+            parts.append(read_runs_csv(source))
+        elif source == dirs[0]:
+            parts.append(collect(*dirs))
+    if len(parts) == 1:
+        return parts[0]
+    runs, duplicates = _dedupe([r for part in parts for r in part.runs])
+    return Sweep(
+        runs,
+        failed=[f for part in parts for f in part.failed],
+        duplicates=[d for part in parts for d in part.duplicates] + duplicates,
+        report=next((part.report for part in parts if part.report), {}),
+        name=next((part.name for part in parts if part.name), ""),
+        machines={e: n for part in parts for e, n in part.machines.items()},
+    )
 
 
 def read_runs_csv(path: Path) -> Sweep:
