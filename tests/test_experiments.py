@@ -25,6 +25,7 @@ PREREGISTERED = {
     "ranking_signal_noisy",
     "regime_a_confirm",
     "smollm2_confirm",
+    "smollm2_objectives",
 }
 EXPERIMENTS = _sweeps()  # every experiment file that is a sweep, so a new one is tested at once
 
