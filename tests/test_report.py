@@ -93,6 +93,20 @@ def test_paired_test_decides_where_unpaired_intervals_overlap(tmp_path):
     assert "| objective=listmle | 5 | 0.021 ± 0.003 |" in md  # the paired-differences table
 
 
+def test_each_setting_gets_its_paired_gain_over_the_sft_policy(tmp_path):
+    """The SFT policy differs a lot between seeds (0.3, 0.5, 0.7) and training adds 0.10, 0.12 and
+    0.11: the gain is 0.110 ± 4.303 x 0.01 / sqrt(3) = 0.025 paired, where the unpaired intervals
+    (± 0.5) would say nothing."""
+    for seed, (sft, gain) in enumerate(zip([0.3, 0.5, 0.7], [0.10, 0.12, 0.11])):
+        for i, name in enumerate(("pairwise", "listmle")):
+            final = {"win_rate_vs_sft": sft + gain + 0.01 * i}
+            write_job(tmp_path, 2 * seed + i, [f"objective={name}"], seed, final, {"win_rate_vs_sft": sft})
+    md = write_report(tmp_path).read_text()
+    section = md.split("## Paired gains over the SFT policy")[1].split("##")[0]
+    assert "| objective=pairwise | 3 | 0.110 ± 0.025 |" in section
+    assert "| objective=listmle | 3 | 0.120 ± 0.025 |" in section
+
+
 def test_the_figure_shows_the_claims_metric_first(tmp_path):
     """A sweep whose claims are about `exact_win_rate_vs_sft` gets that panel first, then the usual
     three where they have values; without `report.metric`, the usual ones only."""

@@ -25,6 +25,7 @@ from larpo.report.tables import (
     claims_table,
     joint_tuning_table,
     paired_table,
+    sft_gain_table,
     table,
     tuning_table,
 )
@@ -138,6 +139,16 @@ def comparison_sections(sweep, metrics: list[str]) -> list[str]:
             "± 95% CI of the differences (paired t).",
             "",
             paired_table(sweep, metrics),
+            "",
+        ]
+    if any(sweep.sft_by_seed(m) for m in metrics):
+        parts += [
+            "## Paired gains over the SFT policy",
+            "",
+            "Per seed, setting minus that seed's starting policy (iteration 0, the same evaluation), then",
+            "mean ± 95% CI of the differences (paired t); not a claim unless the experiment names it.",
+            "",
+            sft_gain_table(sweep, metrics),
             "",
         ]
     metric = sweep.report.get("metric") or "win_rate_vs_sft"

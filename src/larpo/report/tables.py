@@ -131,6 +131,17 @@ def paired_table(sweep: Sweep, metrics: list[str]) -> str:
     return "\n".join(lines)
 
 
+def sft_gain_table(sweep: Sweep, metrics: list[str]) -> str:
+    """Per setting, its paired gain over each seed's starting policy (the SFT row), mean ± 95% CI."""
+    lines = ["| setting − SFT | seeds | " + " | ".join(metrics) + " |", "|---|---|" + "---|" * len(metrics)]
+    for s in sweep.settings:
+        diffs = [paired(sweep.by_seed(s, m), sweep.sft_by_seed(m)) for m in metrics]
+        n = max((d.n for d in diffs if d), default=0)
+        cells = ["n/a" if d is None else _fmt(d.mean, d.half) for d in diffs]
+        lines.append(f"| {s or '(every job)'} | {n} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 CLAIM = re.compile(r"^\s*(.+?)\s*>\s*(.+?)(?:\s+on\s+(\w+))?\s*$")  # "A > B" or "A > B on <metric>"
 
 
