@@ -105,6 +105,9 @@ def test_each_setting_gets_its_paired_gain_over_the_sft_policy(tmp_path):
     section = md.split("## Paired gains over the SFT policy")[1].split("##")[0]
     assert "| objective=pairwise | 3 | 0.110 ± 0.025 |" in section
     assert "| objective=listmle | 3 | 0.120 ± 0.025 |" in section
+    # evaluated at the start and the end only: the per-iteration figure draws those two points
+    assert "![synthetic per iteration](history.png)" in md
+    assert (tmp_path / "history.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_the_figure_shows_the_claims_metric_first(tmp_path):

@@ -207,10 +207,11 @@ _HISTORY_LABELS = ("experiment", "setting", "seed", "iteration")
 
 
 def write_history_csv(sweep: Sweep, path: Path) -> bool:
-    """Per-iteration metrics of every run (when runs were evaluated after each iteration): every
-    metric, so that `report.tune: ... iteration` can be rebuilt from the csv files alone."""
+    """Per-iteration metrics of every run (each evaluated iteration, the start and the end at
+    least): every metric, so that `report.tune: ... iteration` and the per-iteration figure can be
+    rebuilt from the csv files alone."""
     rows = [(r, h) for r in sweep.runs for h in r.history]
-    if not any(len(r.history) > 2 for r in sweep.runs):
+    if not any(len(r.history) >= 2 for r in sweep.runs):
         return False
     names = sorted({k for _, h in rows for k in h if k != "iteration"}, key=_metric_order)
     names = [m for m in HISTORY if m in names] + [m for m in names if m not in HISTORY]

@@ -15,8 +15,9 @@ PLOTTED = ["win_rate_vs_sft", "accuracy_sampled", "accuracy_greedy"]
 def history_figure(sweep: Sweep, out: Path) -> Path | None:
     """history.png: greedy and sampled accuracy, win rate, and where evaluated the share of answers
     cut at the token cap and their length, per iteration, mean over seeds with
-    its 95% confidence band (Student t; none for one seed)."""
-    if not any(len(r.history) > 2 for r in sweep.runs):
+    its 95% confidence band (Student t; none for one seed). Runs evaluated at the start and the
+    end only draw those two points: the gain per objective, with its band."""
+    if not any(len(r.history) >= 2 for r in sweep.runs):
         return None
     import matplotlib
 
