@@ -25,7 +25,6 @@ from larpo.report.tables import (
     claims_table,
     joint_tuning_table,
     paired_table,
-    sft_gain_table,
     table,
     tuning_table,
 )
@@ -148,7 +147,7 @@ def comparison_sections(sweep, metrics: list[str]) -> list[str]:
             "Per seed, setting minus that seed's starting policy (iteration 0, the same evaluation), then",
             "mean ± 95% CI of the differences (paired t); not a claim unless the experiment names it.",
             "",
-            sft_gain_table(sweep, metrics),
+            paired_table(sweep, metrics, against_sft=True),
             "",
         ]
     metric = sweep.report.get("metric") or "win_rate_vs_sft"

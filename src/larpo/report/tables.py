@@ -115,27 +115,19 @@ def table(sweep: Sweep, metrics: list[str]) -> str:
     return "\n".join(lines)
 
 
-def paired_table(sweep: Sweep, metrics: list[str]) -> str:
-    base = sweep.baseline
+def paired_table(sweep: Sweep, metrics: list[str], against_sft: bool = False) -> str:
+    """Per setting, mean ± 95% CI of its per-seed differences to the baseline setting, or with
+    `against_sft` to each seed's starting policy (the SFT row)."""
+    base = "SFT" if against_sft else sweep.baseline
     lines = [
         f"| setting − {base} | seeds | " + " | ".join(metrics) + " |",
         "|---|---|" + "---|" * len(metrics),
     ]
+    against = sweep.sft_by_seed if against_sft else (lambda m: sweep.by_seed(base, m))
     for s in sweep.settings:
         if s == base:
             continue
-        diffs = [paired(sweep.by_seed(s, m), sweep.by_seed(base, m)) for m in metrics]
-        n = max((d.n for d in diffs if d), default=0)
-        cells = ["n/a" if d is None else _fmt(d.mean, d.half) for d in diffs]
-        lines.append(f"| {s} | {n} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def sft_gain_table(sweep: Sweep, metrics: list[str]) -> str:
-    """Per setting, its paired gain over each seed's starting policy (the SFT row), mean ± 95% CI."""
-    lines = ["| setting − SFT | seeds | " + " | ".join(metrics) + " |", "|---|---|" + "---|" * len(metrics)]
-    for s in sweep.settings:
-        diffs = [paired(sweep.by_seed(s, m), sweep.sft_by_seed(m)) for m in metrics]
+        diffs = [paired(sweep.by_seed(s, m), against(m)) for m in metrics]
         n = max((d.n for d in diffs if d), default=0)
         cells = ["n/a" if d is None else _fmt(d.mean, d.half) for d in diffs]
         lines.append(f"| {s or '(every job)'} | {n} | " + " | ".join(cells) + " |")
