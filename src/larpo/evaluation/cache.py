@@ -24,7 +24,7 @@ from larpo import strict_json
 
 log = logging.getLogger("larpo")
 
-VERSION = 4  # bump when its metrics, state or draws change (2: greedy beside samples; 3: lengths; 4: batches by prefix)
+VERSION = 5  # bump when its metrics, state or draws change (2: greedy; 3: lengths; 4: by prefix; 5: full batches)
 
 
 def policy_identity(path: str) -> list:
