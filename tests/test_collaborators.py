@@ -193,7 +193,7 @@ class Recorder:
 
 
 class Reference:
-    tokenizer, forwards = None, 0
+    tokenizer, forwards, mode = None, 0, "behavior"
 
     def training_lists(self, kept, policy, shard):
         return [SimpleNamespace(ref_logps=[0.0] * len(lst)) for lst in kept]

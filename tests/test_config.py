@@ -56,6 +56,8 @@ def needs_for(group: str, option: str, tmp_path: Path) -> list[str]:
         return ["data=word_problems"]
     if (group, option) == ("model", "hf"):
         return [f"model.path={tmp_path}"]
+    if group == "objective" and option in ("grpo", "rloo"):  # token-level ratios: one pass over a list
+        return ["epochs_per_iteration=1"]
     if group == "reward_model" and option in ("sequence_classifier", "fsfairx"):
         build_tokenizer().save_pretrained(tmp_path / "rm")
         return [f"reward_model.path={tmp_path / 'rm'}"]
@@ -236,6 +238,41 @@ def test_the_range_test_covers_every_key_it_should():
             "larpo: lr_scheduler=cosine: is not a key larpo reads; drop it; `larpo --cfg job` lists every key",
         ),
         (["+eval.sample=3"], "larpo: eval.sample=3: is not a key larpo reads; use eval.samples, or drop it"),
+        (
+            ["objective=grpo"],
+            "larpo: epochs_per_iteration=2: a second pass of objective=grpo over a list needs per-token ratios, "
+            "which summed log-probs cannot give; use epochs_per_iteration=1, or "
+            "objective.importance_sampling_level=sequence objective.needs_reference=true reference=behavior",
+        ),
+        (
+            ["objective=rloo"],
+            "larpo: epochs_per_iteration=2: a second pass of objective=rloo over a list needs its ratio to the "
+            "sampling policy; use epochs_per_iteration=1, or objective.needs_reference=true reference=behavior",
+        ),
+        (
+            ["objective=grpo", "epochs_per_iteration=1", "objective.loss_type=gspo"],
+            "larpo: objective.loss_type=gspo: must be one of grpo, bnpo, dr_grpo, dapo; e.g. objective.loss_type=grpo",
+        ),
+        (
+            ["objective=grpo", "epochs_per_iteration=1", "objective.scale_rewards=std"],
+            "larpo: objective.scale_rewards=std: must be one of group, batch, none; e.g. objective.scale_rewards=group",
+        ),
+        (
+            ["objective=grpo", "epochs_per_iteration=1", "candidate_list.temperatures=[1.0]"],
+            "larpo: candidate_list.size=1: objective=grpo needs a group of at least 2 samples (a list of one has "
+            "no baseline); use candidate_list.size=4",
+        ),
+        (
+            ["objective=grpo", "epochs_per_iteration=1", "+objective.beta=0.04"],
+            "larpo: objective.beta=0.04: objective=grpo's KL term is TRL's per-token estimator, which summed "
+            "log-probs cannot give exactly; drop objective.beta (TRL's default 0, no reference pass); sft_weight "
+            "adds an NLL anchor",
+        ),
+        (
+            ["objective=grpo", "epochs_per_iteration=1", "objective.importance_sampling_level=sequence"],
+            "larpo: objective.importance_sampling_level=sequence: the sequence's ratio is to the sampling policy, "
+            "whose log-probs come from the reference pass; add objective.needs_reference=true reference=behavior",
+        ),
     ],
 )
 def test_the_cli_prints_one_line_and_exits_2_without_a_traceback(args, line, tmp_path):

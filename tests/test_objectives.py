@@ -285,6 +285,8 @@ HPARAMS = {  # non-default values, so a hyperparameter that is ignored makes the
     "neuralndcg": {"beta": 0.25, "temperature": 0.8},
     "pro": {"dynamic_temperature": True},
     "raft": {},
+    "grpo": {"loss_type": "grpo"},  # against plain formulas in test_policy_gradient.py
+    "rloo": {"epsilon": 0.1},
 }
 TOLERANCE = {"neuralndcg": 1e-6}  # Sinkhorn stops on a tolerance over the whole batch, the plain loop per list
 

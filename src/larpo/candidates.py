@@ -91,36 +91,38 @@ def all_tied(lst: CandidateList) -> bool:
     return len(set(lst.rewards)) <= 1
 
 
-def merge_memory(history: list[dict[str, CandidateList]], memory: str) -> dict[str, CandidateList]:
+def merge_memory(
+    history: list[dict[str, CandidateList]], memory: str, dedupe: bool = True
+) -> dict[str, CandidateList]:
     """This iteration's lists merged with earlier iterations' for the same prompts.
 
     history[-1] is the current iteration. memory: `current` uses it alone, `previous` adds the
     iteration before, `all` adds every earlier one. Newest responses come first, so de-duplication
-    keeps the newest copy.
+    keeps the newest copy; `dedupe=False` keeps every copy (a GRPO group counts each sample).
     """
     spans = {"current": 1, "previous": 2, "all": len(history)}
     if memory not in spans:
         raise ValueError(f"candidate_list.memory={memory!r}: use current, previous or all")
     window = history[-spans[memory] :][::-1]
-    return {prompt: concat([it[prompt] for it in window if prompt in it]) for prompt in window[0]}
+    return {prompt: concat([it[prompt] for it in window if prompt in it], dedupe) for prompt in window[0]}
 
 
-def concat(parts: list[CandidateList]) -> CandidateList:
-    """One de-duplicated list of the same prompt's candidates from several lists, in order."""
+def concat(parts: list[CandidateList], unique: bool = True) -> CandidateList:
+    """One list of the same prompt's candidates from several lists, in order; de-duplicated
+    unless `unique=False`."""
     first = parts[0]
-    return dedupe(
-        CandidateList(
-            first.prompt,
-            [r for p in parts for r in p.responses],
-            [w for p in parts for w in p.rewards],
-            [t for p in parts for t in p.temperatures],
-            [s for p in parts for s in p.sampled_in],
-            [s for p in parts for s in p.sources],
-            first.iteration,
-            first.reference,
-            truncated=[not p.ended(i) for p in parts for i in range(len(p))] if any(p.truncated for p in parts) else [],
-        )
+    joined = CandidateList(
+        first.prompt,
+        [r for p in parts for r in p.responses],
+        [w for p in parts for w in p.rewards],
+        [t for p in parts for t in p.temperatures],
+        [s for p in parts for s in p.sampled_in],
+        [s for p in parts for s in p.sources],
+        first.iteration,
+        first.reference,
+        truncated=[not p.ended(i) for p in parts for i in range(len(p))] if any(p.truncated for p in parts) else [],
     )
+    return dedupe(joined) if unique else joined
 
 
 def write_pool(path: Path, lists: list[CandidateList]) -> None:

@@ -100,7 +100,7 @@ def check(cfg: DictConfig, choices: dict | None = None) -> None:
         raise ConfigError(missing[0], "???", "is required", f"add {missing[0]}=...")
     _check_unknown(cfg)
     check_keys(cfg, TrainSchema)
-    for rule in (_check_list, _check_eval, _check_model, _check_task, _check_pairs):
+    for rule in (_check_policy_gradient, _check_list, _check_eval, _check_model, _check_task, _check_pairs):
         rule(cfg, choices)
     _check_paths(cfg)
     _check_requires(cfg, choices)
@@ -135,6 +135,48 @@ def _check_list(cfg: DictConfig, choices: dict | None) -> None:
         )
     if cfg.candidate_list.memory == "previous" and cfg.iterations == 1:
         warnings.warn("candidate_list.memory=previous with iterations=1 is the same as current", stacklevel=3)
+
+
+def _check_policy_gradient(cfg: DictConfig, choices: dict | None) -> None:
+    """What summed log-probs can give of a GRPO/RLOO option exactly (docs/objectives.md): a ratio
+    of 1 (the first pass), or a ratio to the sampling policy's log-probs, the reference pass of
+    reference=behavior; no per-token KL term; a group of at least two candidates."""
+    obj = cfg.objective
+    if not obj.get("policy_gradient"):
+        return
+    name = _choice(cfg, "objective", choices)
+    if list_size(cfg) < 2:
+        raise ConfigError(
+            "candidate_list.size",
+            list_size(cfg),
+            f"objective={name} needs a group of at least 2 samples (a list of one has no baseline)",
+            "use candidate_list.size=4",
+        )
+    if obj.get("beta") is not None:
+        raise ConfigError(
+            "objective.beta",
+            obj.beta,
+            f"objective={name}'s KL term is TRL's per-token estimator, which summed log-probs cannot give exactly",
+            "drop objective.beta (TRL's default 0, no reference pass); sft_weight adds an NLL anchor",
+        )
+    sampler = obj.needs_reference and cfg.reference == "behavior"  # ref_logps are the sampling policy's
+    if obj.get("importance_sampling_level") == "sequence" and not sampler:
+        raise ConfigError(
+            "objective.importance_sampling_level",
+            "sequence",
+            "the sequence's ratio is to the sampling policy, whose log-probs come from the reference pass",
+            "add objective.needs_reference=true reference=behavior",
+        )
+    if cfg.epochs_per_iteration > 1 and (obj.get("importance_sampling_level") == "token" or not sampler):
+        token = obj.get("importance_sampling_level") == "token"
+        why = "per-token ratios, which summed log-probs cannot give" if token else "its ratio to the sampling policy"
+        exact = "objective.importance_sampling_level=sequence " if token else ""
+        raise ConfigError(
+            "epochs_per_iteration",
+            cfg.epochs_per_iteration,
+            f"a second pass of objective={name} over a list needs {why}",
+            f"use epochs_per_iteration=1, or {exact}objective.needs_reference=true reference=behavior",
+        )
 
 
 def _check_eval(cfg: DictConfig, choices: dict | None) -> None:

@@ -5,6 +5,7 @@
 - `ranking`:   the paper's objectives: pairwise, contrastive, lambdarank, listmle, lipo;
 - `listwise`:  infonca, nca, approxndcg, neuralndcg, pro, and the raft control;
 - `baselines`: Table 2's ipo, simpo, slic, rrhf, cpo, kto, rdpo;
+- `policy_gradient`: grpo and rloo, as TRL computes them, over the same lists;
 - `binding`:   `Objective` (a function with its hyperparameters and capabilities), `from_config`,
                and `build(name, **hparams)`, which composes an option of the objective group;
 - `schema`:    the group's typed keys.
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import importlib
 
-_MODULES = ("ranking", "listwise", "baselines", "binding", "contract")
+_MODULES = ("ranking", "listwise", "baselines", "policy_gradient", "binding", "contract")
 
 
 def __getattr__(name: str):

@@ -2,10 +2,29 @@
 
 from __future__ import annotations
 
+import enum
 import typing
 from dataclasses import dataclass, field
 
 from larpo.config.fields import at_least, num, positive
+
+
+class ScaleRewards(enum.Enum):
+    group = "group"  # each list's standard deviation (TRL's default)
+    batch = "batch"  # the standard deviation over the lists of one forward
+    none = "none"  # unscaled (Dr. GRPO)
+
+
+class LossType(enum.Enum):
+    grpo = "grpo"  # the mean over candidates of each one's per-token mean
+    bnpo = "bnpo"  # the sum over the batch's tokens / their count
+    dr_grpo = "dr_grpo"  # the sum / (candidates x max_completion_length)
+    dapo = "dapo"  # as bnpo over one forward (TRL: over the accumulated batch)
+
+
+class SamplingLevel(enum.Enum):
+    token = "token"  # TRL's default; exact while the ratio is 1 (the first pass)
+    sequence = "sequence"  # GSPO: exp of the mean per-token log-ratio, exact from summed log-probs
 
 
 @dataclass
@@ -25,6 +44,8 @@ class ObjectiveSchema:
     needs_reference: bool = True
     needs_lengths: bool = False
     erase_below_top: bool = False  # the control: the objective sees the top against the rest, no order below
+    policy_gradient: bool = False  # GRPO/RLOO: a ratio to the sampling policy, no beta, lists of 2 or more
+    dedupe: bool = True  # false: a list keeps identical samples (a GRPO group)
     # hyperparameters of the shipped objectives (a user's objective may add its own)
     beta: float | None = positive(example=0.1)
     alpha: float | None = positive(example=1.0)
@@ -38,5 +59,20 @@ class ObjectiveSchema:
     undesirable_weight: float | None = num(example=1.0, ge=0)
     normalize: bool | None = None
     dynamic_temperature: bool | None = None
+    scale_rewards: ScaleRewards | None = None
+    loss_type: LossType | None = None
+    epsilon: float | None = num(example=0.2, gt=0, lt=1)
+    epsilon_high: float | None = positive(example=0.28)
+    importance_sampling_level: SamplingLevel | None = None
+    max_completion_length: int | None = at_least(1, 64)
+    normalize_advantages: bool | None = None
 
-    capabilities: typing.ClassVar = ("keep", "sft_weight", "needs_reference", "needs_lengths", "erase_below_top")
+    capabilities: typing.ClassVar = (
+        "keep",
+        "sft_weight",
+        "needs_reference",
+        "needs_lengths",
+        "erase_below_top",
+        "policy_gradient",
+        "dedupe",
+    )

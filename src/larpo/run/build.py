@@ -162,7 +162,10 @@ def build_ranker(cfg: DictConfig, reward_model: RewardModel | None, strategy: St
     negatives = keep.negatives or list_size(cfg) - keep.positives  # null: all the rest
     erase = bool(cfg.objective.get("erase_below_top", False))
     truncated = Truncation(cfg.candidate_list.drop_truncated, cfg.candidate_list.missing_eos_penalty or 0.0)
-    return Ranker(reward_model, strategy, cfg.candidate_list.memory, keep.positives, negatives, erase, truncated)
+    dedupe = bool(cfg.objective.get("dedupe", True))
+    return Ranker(
+        reward_model, strategy, cfg.candidate_list.memory, keep.positives, negatives, erase, truncated, dedupe
+    )
 
 
 def build_judge(cfg: DictConfig, source: Source, policy_path: str, reward_model: RewardModel | None):
@@ -293,7 +296,7 @@ def build(cfg: DictConfig, callbacks: tuple = (), checked: bool = False) -> Buil
         build_ranker(cfg, reward_model, strategy),
         ReferenceLogps(
             tokenizer,
-            cfg.reference,
+            cfg.reference if cfg.objective.needs_reference else "none",  # RAFT, GRPO at beta 0: no pass
             policy_path,
             cfg.score_tokens,
             cfg.trainer.get("precision", "32-true"),

@@ -307,8 +307,11 @@ class LarpoLoop(pl.Callback):
             raise RuntimeError(
                 f"iteration {iteration}: nothing to train on: {why_dropped(len(merged), ranked.dropped)}"
             )
-        with self._timed("reference", iteration):
+        if self.reference.mode == "none":  # the objective needs no reference: no pass, no phase
             items = self.reference.training_lists(ranked.kept, policy, self.shard)
+        else:
+            with self._timed("reference", iteration):
+                items = self.reference.training_lists(ranked.kept, policy, self.shard)
         for lst, item in zip(ranked.kept_in_pool, items, strict=True):
             lst.ref_logps = item.ref_logps  # in the pool, so a resumed run needs no recomputation
         self.pool.write(iteration, ranked.pool)

@@ -54,13 +54,16 @@ class Ranker:
         negatives: int,
         erase_below_top: bool = False,
         truncation: Truncation | None = None,
+        dedupe: bool = True,
     ):
         """`erase_below_top`: the control that erases the order below the top of every training
         list (`objective.erase_below_top`); the pool keeps the reward model's scores.
-        `truncation`: what happens to samples cut at the token cap before ranking."""
+        `truncation`: what happens to samples cut at the token cap before ranking.
+        `dedupe=False` (`objective.dedupe`): a list keeps identical samples (a GRPO group)."""
         self.reward_model, self.strategy, self.memory = reward_model, strategy, memory
         self.positives, self.negatives, self.erase_below_top = positives, negatives, erase_below_top
         self.truncation = truncation or Truncation()
+        self.dedupe = dedupe
 
     @property
     def rescores_merged(self) -> bool:
@@ -84,7 +87,7 @@ class Ranker:
         return {p: self.truncation(clean(lst, dropped), dropped) for p, lst in lists.items()}, dropped
 
     def merge(self, history: list[dict[str, CandidateList]]) -> dict[str, CandidateList]:
-        return merge_memory(history, self.memory)
+        return merge_memory(history, self.memory, self.dedupe)
 
     def select(self, merged: dict[str, CandidateList], dropped: Counter | None = None) -> Selection:
         """Rank each merged list and choose its candidates; `dropped`: the counts of `admit`."""
