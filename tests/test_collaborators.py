@@ -84,6 +84,10 @@ def test_ranker_merges_memory_newest_first_and_rescores_only_list_relative_model
     merged = ranker.merge([{"p": old}, {"p": new}])["p"]
     assert merged.responses == ["b", "c", "a"] and merged.sampled_in == [2, 2, 1]  # b's newest copy
     assert Ranker(TableReward({}), TopAndBottom(), "current", 1, 1).merge([{"p": old}, {"p": new}])["p"] is not None
+    twice = candidate_list("p", ["b", "c", "b"], [0.3, 0.4, 0.3], iteration=2)
+    group = Ranker(None, TopAndBottom(), "all", 1, 1, dedupe=False).merge([{"p": old}, {"p": twice}])["p"]
+    assert group.responses == ["b", "c", "b", "a", "b"]  # a GRPO group: every sample counts
+    assert ranker.merge([{"p": old}, {"p": twice}])["p"].responses == ["b", "c", "a"]
     assert not ranker.rescores_merged
     pairwise = TableReward({})
     pairwise.list_relative = True

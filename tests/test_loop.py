@@ -180,6 +180,28 @@ def test_iteration_two_trains_on_iteration_two_samples(micro):
         assert responses == kept
 
 
+def test_arms_of_one_seed_train_their_first_iteration_on_the_same_samples(micro, tmp_path):
+    """Shared lists: two objectives with k=4 rank the very same samples of the same prompts at
+    iteration 1 (GRPO's group keeps duplicates, the ranking objectives' lists are de-duplicated),
+    and DPO on pairs (k=2) ranks the first two of those samples."""
+
+    def first_pool(name, *overrides):
+        cfg = micro("iterations=1", *overrides)
+        cfg.run_dir = str(tmp_path / name)
+        fit(build(cfg))
+        return pool(tmp_path / name, 1)
+
+    listmle = first_pool("listmle", "objective=listmle", "candidate_list.size=4")
+    grpo = first_pool("grpo", "objective=grpo", "candidate_list.size=4")
+    pair = first_pool("pair", "objective=pairwise", "candidate_list.size=2")
+    assert set(listmle) == set(grpo) == set(pair) and len(listmle) == 24
+    for prompt, lst in grpo.items():
+        assert len(lst) <= 4  # the group: the 4 samples less empty answers, duplicates kept
+        assert set(listmle[prompt].responses) == set(lst.responses)
+        assert set(pair[prompt].responses) <= set(lst.responses)
+    assert sum(len(lst) for lst in listmle.values()) > 48  # samples differ within lists (dedupe: test_collaborators)
+
+
 def test_easy_negatives_never_come_from_the_same_prompt():
     rng = random.Random(0)
     prompts = [f"{i}+1=" for i in range(6)]

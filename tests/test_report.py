@@ -478,3 +478,33 @@ def test_a_claim_can_name_its_own_metric_and_the_start_policy(tmp_path):
     assert greedy["verdict"] == "reproduced" and greedy["p_holm"] == pytest.approx(2 * greedy["diff"].p)
     assert sampled["diff"].mean == pytest.approx(0.002) and sampled["verdict"] == "inconclusive"
     assert missing["diff"] is None and missing["verdict"] == "inconclusive"
+
+
+@pytest.mark.parametrize(
+    ("sd", "half_width", "expected"),
+    [  # from the t table: t(8) = 2.306, t(9) = 2.262, t(28) = 2.048, t(29) = 2.045
+        (0.1, 2.262 * 0.1 / math.sqrt(10) + 1e-4, 10),  # n=9 gives 2.306 * 0.1 / 3 = 0.0769: too wide
+        (0.1036, 0.04, 29),  # n=28: 2.052 * 0.1036 / sqrt(28) = 0.0402; n=29: 2.048 * 0.1036 / sqrt(29) = 0.0394
+        (0.0, 0.01, 2),
+    ],
+)
+def test_seeds_for_a_half_width_is_the_fewest_that_reach_it(sd, half_width, expected):
+    from larpo.report.stats import seeds_for
+
+    assert seeds_for(sd, half_width) == expected
+
+
+def test_report_prints_the_seeds_each_claim_needs(tmp_path):
+    """The synthetic sweep's per-seed differences have SD 0.00255 (gains 0.021, 0.019, 0.024,
+    0.018, 0.023); a ±0.001 interval needs 28 seeds (t(27) = 2.052: 2.052 * 0.00255 / sqrt(28) =
+    0.000989), the CLI prints it, and a half-width that is not positive is one line."""
+    synthetic_sweep(tmp_path / "sweep")
+    md = write_report(tmp_path / "sweep", tmp_path / "out" / "results.md", half_width=0.001).read_text()
+    assert "## Seeds for a 95% half-width of ±0.001" in md
+    assert "| objective=listmle > objective=pairwise | 5 | 0.0025 | ±0.0032 | **28** |" in md
+    assert "Seeds for" not in write_report(tmp_path / "sweep", tmp_path / "plain" / "results.md").read_text()
+    cli = [sys.executable, "-m", "larpo.report.cli", str(tmp_path / "sweep"), "--out", str(tmp_path / "c" / "r.md")]
+    out = subprocess.run([*cli, "--half-width", "0.004"], capture_output=True, text=True, check=True).stdout
+    assert "| objective=listmle > objective=pairwise | 5 | 0.0025 | ±0.0032 | **5** |" in out  # n=4: 0.00406
+    bad = subprocess.run([*cli, "--half-width", "0"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "--half-width=0.0: must be > 0" in bad.stderr

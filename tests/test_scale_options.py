@@ -152,17 +152,45 @@ def test_compact_decoding_matches_generate(micro, tiny_hub):
 def test_next_tokens_takes_each_rows_temperature():
     """Rows at temperature 0 take their argmax; the others draw from their own softmax at their
     own temperature (logits 0 and log 3: P(second) = 0.75 at T=1, 3^(1/0.5)/(1+9) = 0.9 at T=0.5)."""
-    from larpo.generation.hf import next_tokens
+    from larpo.generation.hf import RowDraws, next_tokens
 
-    torch.manual_seed(0)
     n = 20000
     logits = torch.tensor([[0.0, float(torch.log(torch.tensor(3.0)))]]).repeat(3 * n, 1)
     temps = torch.tensor([0.0, 1.0, 0.5]).repeat(n)
-    token = next_tokens(logits, temps)[:, 0].view(n, 3).float()
+    draws = RowDraws(0, list(range(n)), 3)
+    token = next_tokens(logits, temps, draws, list(range(3 * n)))[:, 0].view(n, 3).float()
     assert token[:, 0].eq(1).all()  # greedy: the larger logit, every time
     assert token[:, 1].mean().item() == pytest.approx(0.75, abs=0.01)
     assert token[:, 2].mean().item() == pytest.approx(0.9, abs=0.01)
-    assert torch.equal(next_tokens(logits[:4], torch.zeros(4)), torch.ones(4, 1, dtype=torch.long))
+    zero = torch.zeros(4)
+    assert torch.equal(next_tokens(logits[:4], zero, draws, [0, 1, 2, 3]), torch.ones(4, 1, dtype=torch.long))
+
+
+@pytest.mark.parametrize("compact", [False, True])
+def test_a_prompts_first_samples_do_not_depend_on_k_the_batch_or_the_other_prompts(compact):
+    """Each answer has its own random stream (prompt index, sample index): k=2 draws the first two
+    of k=4's samples, at another batch size, and a prompt's samples are the same with other
+    prompts after it; `generate` and compact decoding draw the very same answers."""
+    from helpers.tiny_hub import char_tokenizer, tiny_llama_config
+    from transformers import LlamaForCausalLM
+
+    from larpo.generation.hf import HFGenerator
+
+    tokenizer = char_tokenizer()
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(tiny_llama_config(tokenizer)).eval()
+    prompts = [f"{a}+{b}=" for a in range(6) for b in range(4)]
+
+    def sample(k, batch_size, mode=compact, only=prompts, seed=3):
+        gen = HFGenerator(batch_size=batch_size, max_new_tokens=6, progress=False, compact=mode)
+        return gen(model, tokenizer, only, k, 1.0, seed=seed)
+
+    four = sample(4, 16)
+    assert len({a for answers in four for a in answers}) > 60  # real samples, not one answer
+    assert [rs[:2] for rs in four] == sample(2, 6)
+    assert four[:10] == sample(4, 1024, only=prompts[:10])
+    assert four == sample(4, 16, mode=not compact)
+    assert four != sample(4, 16, seed=4)
 
 
 def test_greedy_and_samples_decoded_together(micro, tiny_hub):

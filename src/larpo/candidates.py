@@ -91,9 +91,7 @@ def all_tied(lst: CandidateList) -> bool:
     return len(set(lst.rewards)) <= 1
 
 
-def merge_memory(
-    history: list[dict[str, CandidateList]], memory: str, dedupe: bool = True
-) -> dict[str, CandidateList]:
+def merge_memory(history: list[dict[str, CandidateList]], memory: str, dedupe: bool = True) -> dict[str, CandidateList]:
     """This iteration's lists merged with earlier iterations' for the same prompts.
 
     history[-1] is the current iteration. memory: `current` uses it alone, `previous` adds the

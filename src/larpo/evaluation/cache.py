@@ -24,7 +24,9 @@ from larpo import strict_json
 
 log = logging.getLogger("larpo")
 
-VERSION = 5  # bump when its metrics, state or draws change (2: greedy; 3: lengths; 4: by prefix; 5: full batches)
+# bump when its metrics, state or draws change (2: greedy; 3: lengths; 4: by prefix; 5: full batches;
+# 6: per-answer random streams)
+VERSION = 6
 
 
 def policy_identity(path: str) -> list:

@@ -68,6 +68,13 @@ def chunk_seed(seed: int, j: int) -> int:
     return seed * 1_000_003 + j
 
 
+def row_seed(seed: int, prompt: int, sample: int) -> int:
+    """The random stream of one answer: the `sample`-th of prompt `prompt` in a call seeded `seed`.
+    Keyed by the answer, not the batch, so the first two of four samples are the two a k=2 call
+    draws, whatever the batch size, the other prompts or the rank (arms of one seed share lists)."""
+    return (chunk_seed(seed, prompt) * 1_000_033 + sample) % (2**63 - 1)
+
+
 def first_stop(patterns: list[re.Pattern], text: str) -> int | None:
     """Where `text` ends under a generator's stop patterns: the end of the earliest match, or None."""
     ends = [m.end() for m in (p.search(text) for p in patterns) if m]

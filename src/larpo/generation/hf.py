@@ -9,10 +9,10 @@ import time
 
 import torch
 from tqdm.auto import tqdm
-from transformers import StoppingCriteria, StoppingCriteriaList
+from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
 from larpo import memory
-from larpo.generation.contract import Cut, chunk_seed, chunks, first_stop, prefix_chunks
+from larpo.generation.contract import Cut, chunk_seed, chunks, first_stop, prefix_chunks, row_seed
 from larpo.sequences import cache_key, encode_prompts, last_logits, output_cache
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,9 @@ class HFGenerator:
     `#### N` of a worked solution): the answer is cut at the match's end and counts as ended, so
     a batch is not held to max_new_tokens by answers that ramble on after their result.
     `compact`: decode here instead of `generate`, dropping each row from the batch once it has
-    ended (the same distribution, other random draws than `generate`'s).
+    ended. Both draw each token by the Gumbel-max trick from the answer's own random stream
+    (`RowDraws`): the same answers, and the first j samples of a prompt are those of a call with
+    k=j (every arm of a seed samples the same lists; a pair is the first two of four).
     `with_greedy(...)`: each prompt's greedy answer and its k samples; compact decoding draws them
     in one batch from one forward of the prompt (an evaluation's greedy and sampled passes would
     otherwise each send every prompt through the model).
@@ -94,13 +96,14 @@ class HFGenerator:
             torch.manual_seed(chunk_seed(seed, j))
             enc = encode_prompts(tokenizer, [prompts[i] for i in chunk], padding=True, return_tensors="pt")
             ids, mask = enc["input_ids"].to(model.device), enc["attention_mask"].to(model.device)
+            draws = RowDraws(seed, list(chunk), k, greedy_first)
             if compact:
                 temps = torch.full((len(chunk), k), float(temperature))
                 if greedy_first:
                     temps[:, 0] = 0.0
-                texts, ended, n_tokens = self._compact(model, tokenizer, ids, mask, k, temps.flatten())
+                texts, ended, n_tokens = self._compact(model, tokenizer, ids, mask, k, temps.flatten(), draws)
             else:
-                texts, ended, n_tokens = self._generate(model, tokenizer, ids, mask, k, temperature)
+                texts, ended, n_tokens = self._generate(model, tokenizer, ids, mask, k, temperature, draws)
             self.tokens += n_tokens
             self.sequences += len(texts)
             self.truncated += len(ended) - sum(ended)  # neither EOS nor a stop: generation stopped at the cap
@@ -112,8 +115,11 @@ class HFGenerator:
         self.seconds += time.perf_counter() - began
         return out
 
-    def _generate(self, model, tokenizer, ids, mask, k: int, temperature: float) -> tuple[list[str], list[bool], int]:
-        """transformers `generate` on the chunk's prompts, each repeated k times: (texts, ended, tokens)."""
+    def _generate(
+        self, model, tokenizer, ids, mask, k: int, temperature: float, draws: RowDraws
+    ) -> tuple[list[str], list[bool], int]:
+        """transformers `generate` on the chunk's prompts, each repeated k times: (texts, ended,
+        tokens). Sampling picks each token from the answer's own stream (`GumbelPick`)."""
         sample, width = temperature > 0, ids.shape[1]
         generated = model.generate(
             input_ids=ids.repeat_interleave(k, dim=0),
@@ -127,6 +133,7 @@ class HFGenerator:
             pad_token_id=tokenizer.pad_token_id,
             eos_token_id=tokenizer.eos_token_id,
             stopping_criteria=StoppingCriteriaList([StopAt(tokenizer, self.stop, width)]) if self.stop else None,
+            logits_processor=LogitsProcessorList([GumbelPick(draws, temperature)]) if sample else None,
         )
         new = generated[:, width:]
         is_eos = new == tokenizer.eos_token_id
@@ -139,7 +146,9 @@ class HFGenerator:
         after_eos = (is_eos.cumsum(1) - is_eos.long()) > 0  # HF pads these once a row has ended
         return texts, ended.tolist(), int((~after_eos).sum())
 
-    def _compact(self, model, tokenizer, ids, mask, k: int, temps: torch.Tensor) -> tuple[list[str], list[bool], int]:
+    def _compact(
+        self, model, tokenizer, ids, mask, k: int, temps: torch.Tensor, draws: RowDraws
+    ) -> tuple[list[str], list[bool], int]:
         """The same sampling as `_generate` (softmax at the temperature, or greedy), decoded here
         so that a row that has ended (EOS or a stop pattern) leaves the batch and its KV cache:
         each step costs the rows still generating, not the longest answer's length times all rows.
@@ -155,7 +164,7 @@ class HFGenerator:
         ended, eos_seen = [False] * len(rows), 0
         temps = temps.to(logits.device)
         for step in range(self.max_new_tokens):
-            token = next_tokens(logits, temps)
+            token = next_tokens(logits, temps, draws, rows)
             going = []
             for b, (row, t) in enumerate(zip(rows, token[:, 0].tolist())):
                 if t == eos:
@@ -260,16 +269,48 @@ def prompt_forward(model, ids: torch.Tensor, mask: torch.Tensor, pad_id: int):
     return out.logits[:, -1], output_cache(out), mask, position[:, -1:]
 
 
-def next_tokens(logits: torch.Tensor, temps: torch.Tensor) -> torch.Tensor:
-    """One token per row: drawn from the softmax at the row's temperature, or its argmax where
-    that is 0. Rows all greedy draw no random numbers (as `generate`'s greedy search)."""
+def next_tokens(logits: torch.Tensor, temps: torch.Tensor, draws: RowDraws, rows: list[int]) -> torch.Tensor:
+    """One token per row: drawn from the softmax at the row's temperature (Gumbel-max, from the
+    stream of the answer `rows[b]`), or its argmax where that is 0. Greedy rows draw nothing."""
     greedy = logits.argmax(-1, keepdim=True)
     hot = temps > 0
     if not hot.any():
         return greedy
+    noise = torch.zeros_like(logits, dtype=torch.float32)
+    hot_rows = hot.nonzero().flatten().tolist()
+    noise[hot_rows] = draws.gumbel([rows[b] for b in hot_rows], logits.shape[-1]).to(logits.device)
     scaled = logits.float() / torch.where(hot, temps, 1.0)[:, None]
-    drawn = torch.multinomial(torch.softmax(scaled, -1), 1)
+    drawn = (scaled + noise).argmax(-1, keepdim=True)
     return torch.where(hot[:, None], drawn, greedy)
+
+
+class RowDraws:
+    """One random stream per answer of a batch (`row_seed`: the prompt's index in the call and the
+    sample's index among its k), so an answer's draws do not depend on the batch it is in. Each
+    step takes one Gumbel variable per vocabulary entry from a row's stream: argmax(logits / T +
+    Gumbel) is a draw from softmax(logits / T)."""
+
+    def __init__(self, seed: int, prompts: list[int], k: int, greedy_first: bool = False):
+        first = 1 if greedy_first else 0  # the greedy row draws nothing; samples count from 0
+        self.streams = [torch.Generator().manual_seed(row_seed(seed, i, r - first)) for i in prompts for r in range(k)]
+
+    def gumbel(self, rows: list[int], vocab: int) -> torch.Tensor:
+        u = torch.stack([torch.rand(vocab, generator=self.streams[r]) for r in rows])
+        return -torch.log(-torch.log(u))
+
+
+class GumbelPick(LogitsProcessor):
+    """`generate`'s sampling made the compact decoder's: each row's token is picked here from the
+    answer's own stream (the logits left are that token's alone, so `generate`'s own draw can
+    only take it). Runs before `generate`'s temperature, so it divides by it itself."""
+
+    def __init__(self, draws: RowDraws, temperature: float):
+        self.draws, self.temperature = draws, temperature
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        noise = self.draws.gumbel(list(range(scores.shape[0])), scores.shape[-1]).to(scores.device)
+        pick = (scores.float() / self.temperature + noise).argmax(-1, keepdim=True)
+        return torch.full_like(scores, float("-inf")).scatter_(1, pick, 0.0)
 
 
 class StopAt(StoppingCriteria):

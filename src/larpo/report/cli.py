@@ -25,14 +25,16 @@ from larpo.report.tables import (
     claims_table,
     joint_tuning_table,
     paired_table,
+    seeds_table,
     table,
     tuning_table,
 )
 
 
-def write_report(source: Path | list[Path], out: Path | None = None) -> Path:
+def write_report(source: Path | list[Path], out: Path | None = None, half_width: float | None = None) -> Path:
     """Write results.md, results.png and runs.csv for a sweep directory or a runs.csv, or for
-    several of them merged (one experiment run in parts): the first says where by default."""
+    several of them merged (one experiment run in parts): the first says where by default.
+    `half_width`: also the seeds each claim needs for a 95% CI of that half-width."""
     sources = source if isinstance(source, list) else [source]
     source = sources[0]
     from_csv = source.is_file() and source.suffix == ".csv"
@@ -64,7 +66,7 @@ def write_report(source: Path | list[Path], out: Path | None = None) -> Path:
         *tuning_section(sweep, tuned),
         table(sweep, metrics) if sweep.runs else "No finished job found.",
         "",
-        *comparison_sections(sweep, metrics),
+        *comparison_sections(sweep, metrics, half_width),
     ]
     if png:
         parts += [f"![{name}]({png.name})", ""]
@@ -127,8 +129,9 @@ def tuning_section(sweep, tuned: list[dict]) -> list[str]:
     ]
 
 
-def comparison_sections(sweep, metrics: list[str]) -> list[str]:
-    """The paired differences to the baseline, and the claims with their verdicts."""
+def comparison_sections(sweep, metrics: list[str], half_width: float | None = None) -> list[str]:
+    """The paired differences to the baseline, the claims with their verdicts, and (`half_width`)
+    the seeds each claim needs for that 95% half-width."""
     parts = []
     if len(sweep.settings) > 1:
         parts += [
@@ -164,6 +167,16 @@ def comparison_sections(sweep, metrics: list[str]) -> list[str]:
             claims_table(rows, metric),
             "",
         ]
+    if rows and half_width:
+        parts += [
+            f"## Seeds for a 95% half-width of ±{half_width:g}",
+            "",
+            "At each claim's observed standard deviation of the per-seed differences, the fewest seeds",
+            "whose paired t interval is that narrow (Student t with n-1 degrees of freedom).",
+            "",
+            seeds_table(rows, half_width),
+            "",
+        ]
     return parts
 
 
@@ -176,11 +189,20 @@ def main() -> None:
         help="a run or sweep directory, or a runs.csv to rebuild from; several are merged (a sweep run in parts)",
     )
     parser.add_argument("--out", type=Path, default=None, help="where to write results.md (default: beside the first)")
+    parser.add_argument(
+        "--half-width",
+        type=float,
+        default=None,
+        metavar="H",
+        help="also print, per claim, the seeds its paired 95%% CI needs to reach a half-width of H",
+    )
     args = parser.parse_args()
+    if args.half_width is not None and not args.half_width > 0:
+        parser.error(f"--half-width={args.half_width}: must be > 0, e.g. --half-width 0.03")
     for source in args.source:
         if not (source.is_dir() or (source.is_file() and source.suffix == ".csv")):
             parser.error(f"{source} is neither a directory nor a runs.csv")
-    path = write_report(args.source, args.out)
+    path = write_report(args.source, args.out, args.half_width)
     print(path.read_text())
 
 

@@ -81,6 +81,16 @@ class Paired:
     n: int
     p: float | None  # two-sided paired t p-value (None: one seed)
     half90: float | None = None  # 90% CI half-width: the interval of the equivalence test (TOST)
+    sd: float | None = None  # standard deviation of the per-seed differences (None: one seed)
+
+
+def seeds_for(sd: float, half_width: float, most: int = 100_000) -> int:
+    """The fewest seeds whose paired 95% CI half-width, t(n-1) sd / sqrt(n), is at most
+    `half_width`, at the observed standard deviation `sd` of the per-seed differences."""
+    n = 2
+    while n < most and t_quantile(n - 1) * sd / math.sqrt(n) > half_width:
+        n = n + 1 if n < 64 else int(n * 1.05) + 1  # past 64 seeds t is near 1.96: coarse steps
+    return n
 
 
 def paired(a: dict[int, float], b: dict[int, float]) -> Paired | None:
@@ -95,7 +105,7 @@ def paired(a: dict[int, float], b: dict[int, float]) -> Paired | None:
     sd = statistics.stdev(d)
     p = t_pvalue(m / (sd / math.sqrt(len(d))), len(d) - 1) if sd > 0 else (0.0 if m else 1.0)
     h90 = t_quantile(len(d) - 1, level=1 - 2 * ALPHA) * sd / math.sqrt(len(d))
-    return Paired(m, h, len(d), p, h90)
+    return Paired(m, h, len(d), p, h90, sd)
 
 
 def holm(pvalues: list[float]) -> list[float]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from larpo.report.collect import Sweep, as_number
-from larpo.report.stats import MOVED, holm, mean_ci, paired, verdict
+from larpo.report.stats import MOVED, holm, mean_ci, paired, seeds_for, verdict
 
 
 def tuning_table(rows: list[dict], key: str, by: str) -> str:
@@ -193,4 +193,21 @@ def claims_table(rows: list[dict], metric: str) -> str:
         p = "" if d.p is None else f"{d.p:.3g}"
         ph = "" if c.get("p_holm") is None else f"{c['p_holm']:.3g}"
         lines.append(f"| {c['claim']} | {_fmt(d.mean, d.half)} | {d.n} | {p} | {ph} | **{c['verdict']}** |")
+    return "\n".join(lines)
+
+
+def seeds_table(rows: list[dict], half_width: float) -> str:
+    """Per claim: the observed paired SD and half-width, and the seeds a 95% half-width of
+    `half_width` needs at that SD (`larpo-report --half-width`)."""
+    lines = [
+        f"| claim | seeds | paired SD | 95% half-width now | seeds for ±{half_width:g} |",
+        "|---|---|---|---|---|",
+    ]
+    for c in rows:
+        d = c["diff"]
+        if d is None or d.sd is None:
+            lines.append(f"| {c['claim']} | {d.n if d else 0} | n/a | n/a | n/a (needs 2 seeds) |")
+            continue
+        need = seeds_for(d.sd, half_width)
+        lines.append(f"| {c['claim']} | {d.n} | {d.sd:.4f} | ±{d.half:.4f} | **{need}** |")
     return "\n".join(lines)
