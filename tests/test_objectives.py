@@ -72,10 +72,13 @@ def ref_pairwise(lp, rf, ln, rw, beta=0.1):
     return -logsig(beta * (lp[0] - rf[0]) - beta * (lp[-1] - rf[-1]))
 
 
-def ref_contrastive(lp, rf, ln, rw, beta=0.1):
+def ref_contrastive(lp, rf, ln, rw, beta=0.1, positives=1):
+    """The paper code's InfoNCE with positive_N: the first `positives` candidates in the numerator;
+    the negatives are those after them strictly worse than the lowest positive (ties: neither)."""
     g = [beta * (a - b) for a, b in zip(lp, rf)]
-    den = [g[0]] + [g[j] for j in range(1, len(g)) if rw[j] < rw[0]]
-    return None if len(den) == 1 else -(g[0] - lse(den))
+    pos = list(range(min(positives, len(g))))
+    neg = [j for j in range(len(pos), len(g)) if rw[j] < min(rw[i] for i in pos)]
+    return None if not neg else -(lse([g[i] for i in pos]) - lse([g[i] for i in pos + neg]))
 
 
 def ref_lambdarank(lp, rf, ln, rw, beta=0.1, normalize=False):
@@ -304,6 +307,62 @@ def test_objective_matches_plain_formula(name, seed):
     assert math.isfinite(float(loss))
     tol = TOLERANCE.get(name, 1e-9)
     assert float(loss) == pytest.approx(expected, rel=tol, abs=tol)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+@pytest.mark.parametrize("positives", [1, 2, 3])
+def test_contrastive_with_several_positives_matches_plain_formula(seed, positives):
+    """Ragged lists of 2-5 candidates with ties (some shorter than the positives: no term)."""
+    batch = random_batch(seed)
+    keep = {"positives": positives, "negatives": 2}
+    obj = objectives.build("contrastive", beta=0.2, sft_weight=0.0, keep=keep)
+    assert obj.hparams["positives"] == positives  # bound from keep.positives
+    loss = obj(*batch[:3], lengths=batch[3], rewards=batch[4])
+    per_prompt = [ref_contrastive(*row, beta=0.2, positives=positives) for row in rows(*batch)]
+    assert sum(x is not None for x in per_prompt) >= 2
+    assert float(loss) == pytest.approx(mean(per_prompt), rel=1e-9)
+
+
+def contrastive_before_45(logps, ref_logps, mask, lengths=None, rewards=None, *, beta=0.1):
+    """The contrastive objective as it was before several positives (up to 80cf96c), for the exactness test."""
+    from larpo.objectives.common import implicit_reward, mean_over_prompts, prefers
+
+    g = implicit_reward(logps, ref_logps, mask, beta)
+    negatives = prefers(rewards, mask)[:, 0]
+    in_denominator = negatives.clone()
+    in_denominator[:, 0] = True
+    lse_ = torch.logsumexp(g.masked_fill(~in_denominator, float("-inf")), dim=1)
+    return mean_over_prompts(lse_ - g[:, 0], negatives.any(1))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("seed", range(6))
+def test_contrastive_with_one_positive_is_todays_to_the_last_digit(seed, dtype):
+    logps, ref, mask, lengths, rewards = random_batch(seed, scale=0.5)
+    logps, ref = logps.to(dtype), ref.to(dtype)
+    for with_rewards in (True, False):
+        w = rewards if with_rewards else None
+        a, b = logps.clone().requires_grad_(True), logps.clone().requires_grad_(True)
+        new = objectives.contrastive(a, ref, mask, lengths, w, beta=0.3)
+        old = contrastive_before_45(b, ref, mask, lengths, w, beta=0.3)
+        new.backward()
+        old.backward()
+        assert torch.equal(new, old) and torch.equal(a.grad, b.grad)
+
+
+def test_a_second_positive_is_in_the_numerator_not_a_negative_nor_dropped():
+    """The issue's two cases with keep.positives=2: a second positive below the top (1 positive:
+    a negative) and one tied with the top (1 positive: dropped) both join the numerator."""
+    g = torch.tensor([[0.5, -0.2, -1.0, -2.0], [0.5, 0.5, -1.0, -2.0]], dtype=torch.float64)
+    mask = torch.ones(2, 4, dtype=torch.bool)
+    rewards = torch.tensor([[1.0, 0.5, 0.0, 0.0], [1.0, 1.0, 0.0, 0.0]], dtype=torch.float64)
+    two = objectives.contrastive(g, None, mask, rewards=rewards, beta=1.0, positives=2)
+    expected = [-(lse(list(row[:2])) - lse(list(row))) for row in g.tolist()]
+    assert float(two) == pytest.approx(sum(expected) / 2, rel=1e-12)
+    one = objectives.contrastive(g, None, mask, rewards=rewards, beta=1.0)
+    first = -(0.5 - lse([0.5, -0.2, -1.0, -2.0]))  # 1 positive: the second is a negative
+    second = -(0.5 - lse([0.5, -1.0, -2.0]))  # 1 positive: the tied second is in neither
+    assert float(one) == pytest.approx((first + second) / 2, rel=1e-12)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

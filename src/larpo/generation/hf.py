@@ -96,7 +96,7 @@ class HFGenerator:
             torch.manual_seed(chunk_seed(seed, j))
             enc = encode_prompts(tokenizer, [prompts[i] for i in chunk], padding=True, return_tensors="pt")
             ids, mask = enc["input_ids"].to(model.device), enc["attention_mask"].to(model.device)
-            draws = RowDraws(seed, list(chunk), k, greedy_first)
+            draws = RowDraws(seed, list(chunk), k, greedy_first, self.max_new_tokens)
             if compact:
                 temps = torch.full((len(chunk), k), float(temperature))
                 if greedy_first:
@@ -288,15 +288,28 @@ class RowDraws:
     """One random stream per answer of a batch (`row_seed`: the prompt's index in the call and the
     sample's index among its k), so an answer's draws do not depend on the batch it is in. Each
     step takes one Gumbel variable per vocabulary entry from a row's stream: argmax(logits / T +
-    Gumbel) is a draw from softmax(logits / T)."""
+    Gumbel) is a draw from softmax(logits / T). Every row still sampling draws at every step, so
+    a row's s-th draw is the call's s-th step; the uniforms are drawn `block` steps at a time (a
+    small vocabulary then costs one call per answer, not one per token)."""
 
-    def __init__(self, seed: int, prompts: list[int], k: int, greedy_first: bool = False):
+    def __init__(self, seed: int, prompts: list[int], k: int, greedy_first: bool = False, steps: int = 1):
         first = 1 if greedy_first else 0  # the greedy row draws nothing; samples count from 0
-        self.streams = [torch.Generator().manual_seed(row_seed(seed, i, r - first)) for i in prompts for r in range(k)]
+        self.seeds = [row_seed(seed, i, r - first) for i in prompts for r in range(k)]
+        self.steps, self.step = steps, 0
+        self.streams: dict[int, torch.Generator] = {}
+        self.buffer: torch.Tensor | None = None  # [rows, block, vocab] uniforms
 
     def gumbel(self, rows: list[int], vocab: int) -> torch.Tensor:
-        u = torch.stack([torch.rand(vocab, generator=self.streams[r]) for r in rows])
-        return -torch.log(-torch.log(u))
+        block = max(1, min(self.steps, 2**16 // vocab))  # a function of the model and the cap alone
+        at = self.step % block
+        if self.buffer is None:
+            self.buffer = torch.empty(len(self.seeds), block, vocab)
+        if at == 0:  # the next block of every row still sampling
+            for r in rows:
+                stream = self.streams.setdefault(r, torch.Generator().manual_seed(self.seeds[r]))
+                self.buffer[r] = torch.rand(block, vocab, generator=stream)
+        self.step += 1
+        return -torch.log(-torch.log(self.buffer[torch.tensor(rows), at]))
 
 
 class GumbelPick(LogitsProcessor):

@@ -14,6 +14,7 @@ from larpo.objectives.common import (
     mean_over_prompts,
     pair_has_term,
     prefers,
+    scores,
 )
 
 
@@ -23,18 +24,23 @@ def pairwise(logps, ref_logps, mask, lengths=None, rewards=None, *, beta: float 
     return mean_over_prompts(-F.logsigmoid(g_w - g_l), pair_has_term(rewards, mask))
 
 
-def contrastive(logps, ref_logps, mask, lengths=None, rewards=None, *, beta: float = 0.1) -> Tensor:
-    """1-vs-N InfoNCE (van den Oord et al., 2018): -log softmax of the top candidate.
+def contrastive(logps, ref_logps, mask, lengths=None, rewards=None, *, beta: float = 0.1, positives: int = 1) -> Tensor:
+    """InfoNCE (van den Oord et al., 2018) as the paper's code defines it for `positive_N`
+    positives: -(logsumexp of gamma over the positives - logsumexp over positives and negatives).
 
-    The denominator holds the top candidate and every candidate strictly worse than it;
-    candidates tied with the top are not negatives.
+    The positives are the list's first `positives` candidates (the kept ones: the option binds
+    `objective.keep.positives`); the negatives are the candidates after them strictly worse than
+    the lowest positive. A candidate tied with it is neither, so a tie is never a preference; one
+    positive is the 1-vs-N form, the top against every strictly worse candidate.
     """
     g = implicit_reward(logps, ref_logps, mask, beta)
-    negatives = prefers(rewards, mask)[:, 0]
-    in_denominator = negatives.clone()
-    in_denominator[:, 0] = True
-    lse = torch.logsumexp(g.masked_fill(~in_denominator, float("-inf")), dim=1)
-    return mean_over_prompts(lse - g[:, 0], negatives.any(1))
+    s = scores(rewards, mask)
+    is_positive = mask & (torch.arange(g.shape[1], device=g.device) < positives)
+    lowest = s.masked_fill(~is_positive, float("inf")).min(1, keepdim=True).values
+    negatives = mask & ~is_positive & (s < lowest)
+    numerator = torch.logsumexp(g.masked_fill(~is_positive, float("-inf")), dim=1)
+    denominator = torch.logsumexp(g.masked_fill(~(is_positive | negatives), float("-inf")), dim=1)
+    return mean_over_prompts(denominator - numerator, negatives.any(1))
 
 
 def lambdarank(

@@ -66,6 +66,7 @@ class ObjectiveSchema:
     importance_sampling_level: SamplingLevel | None = None
     max_completion_length: int | None = at_least(1, 64)
     normalize_advantages: bool | None = None
+    positives: int | None = at_least(1, 1)  # contrastive: the positives in its numerator (keep.positives)
 
     capabilities: typing.ClassVar = (
         "keep",
