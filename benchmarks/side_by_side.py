@@ -1,8 +1,9 @@
-"""Two larpo processes on one machine: a smoke run alone, then two started side by side, each with
-larpo's default (OpenMP threads that sleep when idle, `OMP_WAIT_POLICY=PASSIVE`) and, as the
-baseline in the same run, with spinning threads (`OMP_WAIT_POLICY=ACTIVE`, torch's own default).
+"""Two larpo processes on one machine: a smoke run alone, then two started side by side, with
+larpo's own choice of OpenMP wait policy (`OMP_WAIT_POLICY` unset: it spins alone and sleeps with
+`threads` below the core count or parallel sweep jobs), with threads that sleep when idle
+(`PASSIVE`) and, as the baseline in the same run, threads that spin (`ACTIVE`).
 
-    python benchmarks/side_by_side.py [--repeat 2] [--threads N]
+    python benchmarks/side_by_side.py [--repeat 2] [--threads N]   # a sweep's two jobs: --threads 1
 
 Prints each process's wall time and the ratio of side by side to alone (goal: <= 2.5x on 2 cores;
 1.0x would mean the two runs got the machine each, 2.0x that they shared it without loss).
@@ -24,7 +25,9 @@ LARPO = str(Path(sys.executable).parent / "larpo")
 
 
 def start(run_dir: Path, wait_policy: str, threads: str | None) -> subprocess.Popen:
-    env = {**os.environ, "WANDB_MODE": "offline", "OMP_WAIT_POLICY": wait_policy}
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"} | {"WANDB_MODE": "offline"}
+    if wait_policy != "larpo":
+        env["OMP_WAIT_POLICY"] = wait_policy
     cmd = [LARPO, "size=smoke", "logger=csv", "progress=false", f"hydra.run.dir={run_dir}"]
     if threads:
         cmd.append(f"threads={threads}")
@@ -65,7 +68,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         measure(tmp, "PASSIVE", 1, args.threads, "warm")  # the SFT policy cached, files warm
-        for policy in ("PASSIVE", "ACTIVE"):
+        for policy in ("larpo", "PASSIVE", "ACTIVE"):
             alone, side = [], []
             for r in range(args.repeat):
                 alone += measure(tmp, policy, 1, args.threads, f"{policy}-alone-{r}")
@@ -77,7 +80,7 @@ def main() -> None:
     print("| loop alone | loop side by side | ratio |")
     print("|---|---|---|---|---|---|---|")
     for policy, alone, loop_alone, side, loop_side in rows:
-        name = "sleep when idle (larpo's default)" if policy == "PASSIVE" else "spin (torch's default; baseline)"
+        name = {"larpo": "larpo's choice", "PASSIVE": "sleep when idle", "ACTIVE": "spin (baseline)"}[policy]
         print(
             f"| {name} | {alone:.1f} s | {side:.1f} s | {side / alone:.2f}x "
             f"| {loop_alone:.1f} s | {loop_side:.1f} s | {loop_side / loop_alone:.2f}x |"

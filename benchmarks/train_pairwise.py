@@ -5,6 +5,12 @@ prompt, its true answer, a near miss), batch 64, one epoch, CPU, lr 1e-4, beta 0
 time covers tokenisation, reference log-probs (computed once, up front) and training; process start
 and model loading are excluded. Median of --repeats runs, contenders interleaved.
 
+"larpo command" is the path a user runs: the `larpo` CLI itself in its own process, with its
+environment (OpenMP waits, threads) and callbacks, on the pairs written as a pool file
+(`larpo data=lists model=hf objective=pairwise ...`), timed by its summary's reference + training
+phases. Its ratio to TRL is printed beside the committed figure (COMMITTED): a regression of more
+than 10% shows the next time anyone runs this.
+
     python benchmarks/train_pairwise.py --pairs 8192 --repeats 3
     python benchmarks/train_pairwise.py --listwise   # also: listmle on lists of 4, per candidate
     python benchmarks/train_pairwise.py --listwise --objectives infonca,nca,approxndcg,neuralndcg,pro,raft
@@ -15,12 +21,17 @@ TRL is optional (`pip install trl`); without it the TRL row is skipped.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import os
 import random
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 import warnings
+from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
@@ -34,6 +45,9 @@ from larpo.sequences import encode_prompt, encode_response, sequence_logps
 from larpo.worlds.arithmetic import ArithmeticTask, build_tokenizer, true_answer
 
 BATCH, LR, BETA = 64, 1e-4, 0.1
+# the larpo command's reference + training over TRL DPOTrainer's time, measured in one run of this
+# benchmark on 2 cores and committed with docs/performance.md (2026-12-07)
+COMMITTED = {"larpo command / TRL DPOTrainer": 0.73}
 
 
 def make_lists(n: int, m: int, seed: int = 0) -> tuple[list[str], list[list[str]]]:
@@ -125,6 +139,43 @@ def larpo_phase(path: str, prompts, lists, objective: str = "pairwise") -> float
     return time.perf_counter() - start
 
 
+WAIT_POLICY = {"policy": "larpo"}  # --wait-policy: larpo's own choice, or ACTIVE / PASSIVE forced
+
+
+def larpo_command(path: str, prompts, lists, work: Path) -> float:
+    """The `larpo` command on the pairs as a pool file: its summary's reference + training phases."""
+    pool = work / "pairs.jsonl"
+    if not pool.exists():
+        rows = ({"prompt": p, "responses": rs, "rewards": [1.0, 0.0]} for p, rs in zip(prompts, lists))
+        pool.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    run_dir = work / f"run-{time.time_ns()}"
+    cmd = [
+        str(Path(sys.executable).parent / "larpo"),
+        "data=lists",
+        f"data.path={pool}",
+        "data.evaluate=false",
+        "model=hf",
+        f"model.path={path}",
+        "objective=pairwise",
+        "sft_weight=0",
+        "iterations=1",
+        "epochs_per_iteration=1",
+        f"batch_size={BATCH}",
+        f"lr={LR}",
+        f"beta={BETA}",
+        "logger=csv",
+        "progress=false",
+        "save_policy=false",
+        f"hydra.run.dir={run_dir}",
+    ]
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}  # larpo chooses, as for a user
+    if WAIT_POLICY["policy"] != "larpo":
+        env["OMP_WAIT_POLICY"] = WAIT_POLICY["policy"]
+    subprocess.run(cmd, check=True, env=env, capture_output=True)
+    timing = json.loads((run_dir / "summary.json").read_text())["timing"]
+    return timing.get("reference", 0.0) + timing["training"]
+
+
 def trl_dpo(path: str, prompts, lists) -> float | None:
     """TRL's DPOTrainer with precomputed reference log-probs; its dataset tokenisation is timed."""
     try:
@@ -172,7 +223,14 @@ def main() -> None:
         default="listmle,lambdarank",
         help="objectives --listwise times, comma-separated, e.g. infonca,nca,approxndcg,neuralndcg,pro,raft",
     )
+    parser.add_argument(
+        "--wait-policy",
+        choices=["larpo", "ACTIVE", "PASSIVE"],
+        default="larpo",
+        help="the larpo command's OpenMP wait policy: its own choice (default), or forced",
+    )
     args = parser.parse_args()
+    WAIT_POLICY["policy"] = args.wait_policy
     logging.disable(logging.WARNING)
     warnings.filterwarnings("ignore")
     torch.manual_seed(0)
@@ -185,6 +243,7 @@ def main() -> None:
         runs = {
             "bare PyTorch": lambda: bare_pytorch(d, prompts, pairs),
             "larpo pairwise": lambda: larpo_phase(d, prompts, pairs),
+            "larpo command": lambda: larpo_command(d, prompts, pairs, Path(d)),
             "TRL DPOTrainer": lambda: trl_dpo(d, prompts, pairs),
         }
         if args.listwise:
@@ -205,6 +264,12 @@ def main() -> None:
             print(f"{name:32s} {statistics.median(ts):8.2f} {statistics.median(ts) / base:8.2f}x")
         else:
             print(f"{name:32s} {'skipped (not installed)':>18s}")
+    if times["TRL DPOTrainer"]:
+        ratio = statistics.median(times["larpo command"]) / statistics.median(times["TRL DPOTrainer"])
+        committed = COMMITTED["larpo command / TRL DPOTrainer"]
+        against = f"; committed {committed:.2f}x, now {ratio / committed:.2f}x of it" if committed else ""
+        flag = "  REGRESSION (> 10% over the committed figure)" if committed and ratio > 1.1 * committed else ""
+        print(f"larpo command / TRL DPOTrainer: {ratio:.2f}x{against}{flag}")
     if args.listwise:  # same candidate count in every row, so seconds compare per candidate
         pair = statistics.median(FIT_SECONDS["pairwise"])
         print("training steps only (Lightning fit), per candidate, against pairwise:")

@@ -371,3 +371,30 @@ def test_two_runs_get_different_directories():
             cfg = compose("train", return_hydra_config=True)
             dirs.add(OmegaConf.to_container(cfg.hydra.run, resolve=True)["dir"])
     assert len(dirs) == 2
+
+
+@pytest.mark.parametrize(
+    ("argv", "shares"),
+    [
+        ([], False),  # a single run with every core: spin
+        (["objective=pairwise", "threads=2"], False),
+        (["threads=1"], True),  # fewer threads than cores: other work beside it
+        (["-m", "objective=a,b", "hydra/launcher=local"], True),  # jobs side by side
+        (["-m", "objective=a,b", "hydra/launcher=local", "hydra.launcher.n_jobs=1"], False),
+        (["-m", "objective=a,b"], False),  # the basic launcher runs one job at a time
+        (["-m", "hydra/launcher=slurm"], False),  # each job on its own node
+    ],
+)
+def test_openmp_threads_sleep_only_beside_other_work(argv, shares, monkeypatch):
+    import os
+
+    from larpo import cli
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert cli.beside_others(argv) is shares
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    cli.share_cores(argv)
+    assert os.environ["OMP_WAIT_POLICY"] == ("PASSIVE" if shares else "ACTIVE")
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # the user's own choice wins
+    cli.share_cores(["threads=1"])
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"

@@ -245,12 +245,25 @@ def check_writable(run_dir: str) -> None:
         ) from None
 
 
-def share_cores() -> None:
-    """OpenMP threads that sleep when idle instead of spinning: two larpo processes on one machine
-    (a sweep's jobs, a test suite beside an experiment) then share its cores instead of slowing
-    each other down about 25 times (benchmarks/side_by_side.py). Set before torch loads, which is
-    when OpenMP reads it; a value the user exported wins."""
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+def beside_others(argv: list[str]) -> bool:
+    """Whether this process shares the machine's cores by what its command line says: a sweep
+    whose jobs run side by side (`-m hydra/launcher=local`, unless n_jobs=1), or `threads=N` below
+    the core count (the user leaves cores to other work)."""
+    args = set(argv)
+    parallel = bool({"-m", "--multirun"} & args) and "hydra/launcher=local" in args
+    if parallel and "hydra.launcher.n_jobs=1" not in args:
+        return True
+    threads = [a.split("=", 1)[1] for a in argv if a.startswith("threads=")]
+    return bool(threads) and threads[-1].isdigit() and int(threads[-1]) < (os.cpu_count() or 1)
+
+
+def share_cores(argv: list[str]) -> None:
+    """OpenMP threads that spin while a run has the machine to itself, and sleep when idle where
+    it shares the cores (`beside_others`): two processes that both spin slow each other down about
+    25 times (benchmarks/side_by_side.py), while sleeping costs a lone run about 30% of its
+    training phase (docs/performance.md). Set before torch loads, which is when OpenMP reads it;
+    a value the user exported wins."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE" if beside_others(argv) else "ACTIVE")
 
 
 def leave() -> None:
@@ -270,7 +283,7 @@ def leave() -> None:
 
 def train() -> None:
     """`larpo`: the LarPO loop."""
-    share_cores()
+    share_cores(sys.argv[1:])
     if not quick_help("train"):
         fail_fast(sys.argv[1:])
         _train()
@@ -292,7 +305,7 @@ def _sft(cfg: DictConfig) -> None:
 
 def sft() -> None:
     """`larpo-sft`: build (or load) the SFT policy of the data option's world, print its metrics."""
-    share_cores()
+    share_cores(sys.argv[1:])
     if not quick_help("sft"):
         _sft()
 
@@ -316,6 +329,6 @@ def _generate(cfg: DictConfig) -> None:
 
 def generate() -> None:
     """`larpo-generate`: a policy's answers to a prompt file, in AlpacaEval's format."""
-    share_cores()
+    share_cores(sys.argv[1:])
     if not quick_help("generate"):
         _generate()

@@ -15,6 +15,7 @@ class Eval:
     # validation prompts (word_problems), any value above 0 evaluates those instead
     validation: float = num(0.0, example=0.3, ge=0, lt=1)
     samples: int = at_least(1, 8)
+    seed: int | None = at_least(0, 0)  # the evaluation's sampling seed (null: the run's): vary apart from training
     temperature: float = positive(1.0)
     every_iteration: bool = True
     exact: bool = True  # exact_* metrics from the policy's distribution, where the world lists its answers

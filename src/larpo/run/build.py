@@ -221,8 +221,9 @@ def build_evaluator(cfg: DictConfig, source: Source, generator: Generator, judge
         )
         return WithJudge(gold, judged) if judged is not None else gold
 
-    evaluator = evaluator_of(test, cfg.seed + 202)
-    return SplitEvaluator(evaluator, evaluator_of(validation, cfg.seed + 303)) if validation else evaluator
+    seed = cfg.seed if cfg.eval.get("seed") is None else cfg.eval.seed  # eval.seed: its own, apart from training
+    evaluator = evaluator_of(test, seed + 202)
+    return SplitEvaluator(evaluator, evaluator_of(validation, seed + 303)) if validation else evaluator
 
 
 def build_logger(cfg: DictConfig):
