@@ -154,7 +154,8 @@ def test_the_same_run_in_two_paper_experiments_has_one_key(tmp_path):
 
 
 def test_larpo_processes_share_the_cores(monkeypatch, tmp_path, cache_dir):
-    """Idle OpenMP threads sleep (set before torch loads, unless the user chose), and `threads`
+    """Idle OpenMP threads of parallel sweep jobs sleep (set before torch loads, unless the user
+    chose; every case in test_config), and `threads`
     sets the torch threads of a run; a bad value stops at compose."""
     import torch
 
@@ -164,11 +165,11 @@ def test_larpo_processes_share_the_cores(monkeypatch, tmp_path, cache_dir):
     from larpo.run.build import build
 
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
-    share_cores()
+    share_cores(["-m", "objective=a,b", "hydra/launcher=local"])  # a sweep's parallel jobs
     assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
-    share_cores()
-    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
+    share_cores(["-m", "objective=a,b", "hydra/launcher=local"])
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"  # the user's choice wins
 
     with pytest.raises(ConfigError, match="threads"):
         check(compose_cfg(["threads=0", "run_dir=."]))
