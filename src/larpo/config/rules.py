@@ -144,11 +144,11 @@ def _check_policy_gradient(cfg: DictConfig, choices: dict | None) -> None:
     obj = cfg.objective
     if not obj.get("policy_gradient"):
         return
-    name = _choice(cfg, "objective", choices)
-    if list_size(cfg) < 2:
+    name, k = _choice(cfg, "objective", choices), list_size(cfg)
+    if k < 2:
         raise ConfigError(
             "candidate_list.size",
-            list_size(cfg),
+            k,
             f"objective={name} needs a group of at least 2 samples (a list of one has no baseline)",
             "use candidate_list.size=4",
         )
@@ -160,15 +160,16 @@ def _check_policy_gradient(cfg: DictConfig, choices: dict | None) -> None:
             "drop objective.beta (TRL's default 0, no reference pass); sft_weight adds an NLL anchor",
         )
     sampler = obj.needs_reference and cfg.reference == "behavior"  # ref_logps are the sampling policy's
-    if obj.get("importance_sampling_level") == "sequence" and not sampler:
+    level = obj.get("importance_sampling_level")  # grpo's; rloo's ratio is per sequence already
+    if level == "sequence" and not sampler:
         raise ConfigError(
             "objective.importance_sampling_level",
             "sequence",
             "the sequence's ratio is to the sampling policy, whose log-probs come from the reference pass",
             "add objective.needs_reference=true reference=behavior",
         )
-    if cfg.epochs_per_iteration > 1 and (obj.get("importance_sampling_level") == "token" or not sampler):
-        token = obj.get("importance_sampling_level") == "token"
+    token = level == "token"
+    if cfg.epochs_per_iteration > 1 and (token or not sampler):
         why = "per-token ratios, which summed log-probs cannot give" if token else "its ratio to the sampling policy"
         exact = "objective.importance_sampling_level=sequence " if token else ""
         raise ConfigError(
