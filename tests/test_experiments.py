@@ -26,6 +26,7 @@ PREREGISTERED = {
     "regime_a_confirm",
     "smollm2_confirm",
     "smollm2_objectives",
+    "smollm2_decisive",
 }
 EXPERIMENTS = _sweeps()  # every experiment file that is a sweep, so a new one is tested at once
 
