@@ -33,7 +33,7 @@ def evaluate(run_dir: Path, overrides: list[str]) -> dict:
     cfg = compose([*run_overrides, *overrides, f"run_dir={run_dir}"])
     if cfg.get("threads"):
         torch.set_num_threads(cfg.threads)
-    iterations, n_prompts = build.schedule(cfg)
+    _, n_prompts = build.schedule(cfg)
     source = build.build_source(cfg, n_prompts)
     generator = build.instantiate(build.component(cfg.generator, "generator"))
     evaluator = build.build_evaluator(cfg, source, generator)
