@@ -25,6 +25,7 @@ import yaml
 from larpo.config.compose import compose
 from larpo.models.policy import load_policy
 from larpo.run import build
+from larpo.shape import Shape
 from larpo.strict_json import dumps
 
 
@@ -33,8 +34,7 @@ def evaluate(run_dir: Path, overrides: list[str]) -> dict:
     cfg = compose([*run_overrides, *overrides, f"run_dir={run_dir}"])
     if cfg.get("threads"):
         torch.set_num_threads(cfg.threads)
-    _, n_prompts = build.schedule(cfg)
-    source = build.build_source(cfg, n_prompts)
+    source = build.build_source(cfg, Shape.of(cfg).prompts)
     generator = build.instantiate(build.component(cfg.generator, "generator"))
     evaluator = build.build_evaluator(cfg, source, generator)
     if evaluator is None:

@@ -9,10 +9,13 @@ import pytest
 from helpers.configs import compose_cfg
 from helpers.fakes import ScriptedGenerator, TableReward, candidate_list
 
+from larpo.clock import PhaseClock
 from larpo.data.contract import Source
 from larpo.negatives.strategies import SamePrompt, TopAndBottom, Unrelated
 from larpo.parallel.shard import Shard
-from larpo.run.loop import LarpoLoop, Plan, mostly_dropped
+from larpo.run.diagnostics import mostly_dropped
+from larpo.run.iteration import Evaluation, Iteration
+from larpo.run.loop import LarpoLoop, Plan
 from larpo.run.ranking import Ranker, Truncation
 from larpo.run.sampling import CandidateSampler, SamplingSpec
 
@@ -175,7 +178,7 @@ class Recorder:
         rec = self
 
         class S:
-            scored = True
+            scored, truncated, max_new_tokens = True, None, None
 
             def lists(self, policy, iteration, shard):
                 rec.events.append(("sample", iteration))
@@ -209,15 +212,9 @@ def plan_loop(iterations, epochs, every, tmp_path):
     pool = SimpleNamespace(
         write=lambda it, lists: rec.events.append(("pool", it)), write_stats=lambda it, s: None, rank=0
     )
-    loop = LarpoLoop(
-        rec.sampler(),
-        Ranker(None, TopAndBottom(), "current", 1, 1),
-        Reference(),
-        pool,
-        rec.evaluator(),
-        datamodule,
-        Plan(iterations, epochs, every, checkpoint_dir=None),
-    )
+    step = Iteration(rec.sampler(), Ranker(None, TopAndBottom(), "current", 1, 1), Reference(), pool, PhaseClock())
+    evaluation = Evaluation(rec.evaluator(), None, sft_cache=None)
+    loop = LarpoLoop(step, evaluation, datamodule, Plan(iterations, epochs, every, checkpoint_dir=None))
     trainer = SimpleNamespace(global_rank=0, world_size=1, logger=None, global_step=0, current_epoch=0)
     module = SimpleNamespace(full_policy=lambda: None)
     loop.on_fit_start(trainer, module)
@@ -244,16 +241,18 @@ def test_the_loop_samples_before_each_iteration_and_evaluates_at_its_end(every, 
 
 def test_a_loop_with_every_list_dropped_says_so():
     tied = SimpleNamespace(
-        scored=True, lists=lambda policy, iteration, shard: {"p": candidate_list("p", ["a", "b"], [1.0, 1.0])}
+        scored=True,
+        truncated=None,
+        lists=lambda policy, iteration, shard: {"p": candidate_list("p", ["a", "b"], [1.0, 1.0])},
     )
-    loop = LarpoLoop(tied, Ranker(None, TopAndBottom(), "current", 1, 1), Reference(), None, None, None, Plan(1, 1))
-    trainer = SimpleNamespace(global_rank=0, world_size=1, logger=None, global_step=0, current_epoch=0)
+    ranker = Ranker(None, TopAndBottom(), "current", 1, 1)
+    step = Iteration(tied, ranker, Reference(), None, PhaseClock())
     with pytest.raises(RuntimeError, match=r"all 1 lists were dropped \(\{'all_tied': 1\}\): the reward model gave"):
-        loop._prepare(trainer, None, iteration=1)
-    nothing = SimpleNamespace(scored=True, lists=lambda policy, iteration, shard: {})
-    loop = LarpoLoop(nothing, Ranker(None, TopAndBottom(), "current", 1, 1), Reference(), None, None, None, Plan(1, 1))
+        step.prepare(None, 1, Shard(), "[iteration 1/1]")
+    nothing = SimpleNamespace(scored=True, truncated=None, lists=lambda policy, iteration, shard: {})
+    step = Iteration(nothing, ranker, Reference(), None, PhaseClock())
     with pytest.raises(RuntimeError, match="nothing to train on: there are no training prompts"):
-        loop._prepare(trainer, None, iteration=1)
+        step.prepare(None, 1, Shard(), "[iteration 1/1]")
 
 
 def test_most_lists_dropped_says_why_and_what_helps():
@@ -271,9 +270,10 @@ def test_the_erased_control_is_an_objective_option_with_the_same_loss(objective,
 
     from larpo.objectives.binding import from_config
     from larpo.run.build import build_ranker
+    from larpo.shape import Shape
 
     cfg = compose_cfg([f"objective={objective}", "candidate_list.size=4"])
-    ranker = build_ranker(cfg, None, TopAndBottom())
+    ranker = build_ranker(cfg.objective, cfg.candidate_list, Shape.of(cfg), None, TopAndBottom())
     assert ranker.erase_below_top is erased and (ranker.positives, ranker.negatives) == (2, 2)
     assert from_config(cfg.objective).fn.func.__name__ == "listmle"
 

@@ -14,7 +14,7 @@ from helpers.configs import CONF, compose_cfg
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from larpo.config.fields import ConfigError, Range
+from larpo.fields import ConfigError, Range
 from larpo.config.rules import check
 from larpo.config.schema import GROUP_SCHEMAS, component
 from larpo.worlds.arithmetic import build_tokenizer

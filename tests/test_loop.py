@@ -13,10 +13,10 @@ import pytorch_lightning as pl
 import torch
 
 from larpo.candidates import read_pool
+from larpo.clock import peak_rss_mb
 from larpo.negatives.strategies import OtherPrompt
 from larpo.run.build import build
 from larpo.run.fit import fit
-from larpo.run.loop import peak_rss_mb
 from larpo.sequences import collate, response_logps
 
 
@@ -95,18 +95,17 @@ def test_the_phase_that_raises_the_peak_memory_is_named():
     (less the headroom between the peak before it and the memory then resident), and nothing to
     the evaluation phase that allocated less than the peak already held."""
     code = """
-import json, types
-from collections import defaultdict
-from larpo.run.loop import LarpoLoop, peak_rss_mb
-loop = types.SimpleNamespace(iterations=1, timing=defaultdict(float), rss_rise=defaultdict(float))
+import json
+from larpo.clock import PhaseClock, peak_rss_mb
+clock = PhaseClock()
 resident = next(int(x.split()[1]) for x in open("/proc/self/status") if x.startswith("VmRSS:")) / 1024
-loop.rss_rise["headroom"] = peak_rss_mb() - resident
-with LarpoLoop._timed(loop, "generation", 1):
+clock.rss_rise["headroom"] = peak_rss_mb() - resident
+with clock.phase("generation"):
     big = bytearray(b"x") * (300 * 2**20)
 del big
-with LarpoLoop._timed(loop, "evaluation", 1):
+with clock.phase("evaluation"):
     small = bytearray(b"x") * (50 * 2**20)
-print(json.dumps(loop.rss_rise))
+print(json.dumps(clock.rss_rise))
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     rise = json.loads(out.splitlines()[-1])

@@ -15,7 +15,7 @@ from helpers.configs import CONF, MICRO
 from helpers.env import ENV
 
 from larpo.candidates import read_pool
-from larpo.config.fields import ConfigError
+from larpo.fields import ConfigError
 from larpo.run.build import build
 from larpo.run.fit import fit
 
@@ -552,3 +552,50 @@ def test_the_report_lists_an_unreadable_summary_and_goes_on(tmp_path):
     assert [r.setting for r in sweep.runs] == ["objective=a"]
     (failed,) = sweep.failed
     assert failed.startswith("1: objective=b (unreadable summary.json:")
+
+
+# --- the command line's own errors: one line each ---------------------------------------------------
+
+
+def test_an_unknown_option_is_one_line_naming_the_closest(tmp_path):
+    out = larpo("objective=listmlee", f"hydra.run.dir={tmp_path / 'run'}")
+    assert out.returncode == 2 and "Traceback" not in out.stderr and "HYDRA_FULL_ERROR" not in out.stderr
+    (line,) = out.stderr.strip().splitlines()
+    assert line.startswith("larpo: objective=listmlee: is not an option of objective (approxndcg, contrastive,")
+    assert line.endswith("; use objective=listmle or objective=listmle_erased")
+    out = larpo("-m", "objective=pairwise,listmle2", f"hydra.sweep.dir={tmp_path / 'sweep'}")  # a sweep's value
+    assert out.returncode == 2 and out.stderr.strip().splitlines()[0].startswith("larpo: objective=listmle2: is not")
+    assert not (tmp_path / "sweep").exists()
+    user = tmp_path / "conf" / "objective"  # a user's own option in --config-dir is one
+    user.mkdir(parents=True)
+    (user / "mine.yaml").write_text((Path(CONF) / "objective" / "listmle.yaml").read_text())
+    out = larpo("--config-dir", str(tmp_path / "conf"), "--cfg", "job", "objective=mine")
+    assert out.returncode == 0 and "listmle" in out.stdout
+
+
+def test_a_sweeps_cfg_job_is_one_line_saying_how():
+    out = larpo("-m", "--cfg", "job", "objective=pairwise,listmle")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    (line,) = out.stderr.strip().splitlines()
+    assert line.startswith("larpo: -m --cfg=job: Hydra prints the config of one run, not of each job of a sweep")
+    assert "larpo --cfg job objective=pairwise" in line
+
+
+def test_a_resume_accepts_the_runs_own_overrides_and_refuses_only_those_that_differ(micro, tmp_path):
+    """The run's own command with `resume=` added: `size=smoke` and `lr=` at their stored values
+    change nothing; a different lr is refused, named alone."""
+    from omegaconf import OmegaConf
+
+    from larpo.cli import resumed
+
+    run_dir = tmp_path / "old"
+    run_dir.mkdir()
+    OmegaConf.save(micro("size=smoke", "lr=1e-3"), run_dir / "config.yaml")
+    again = ["size=smoke", "lr=1e-3", f"resume={run_dir}", "iterations=3"]
+    kept = resumed(micro(*again), again)
+    assert kept.iterations == 3 and kept.lr == 1e-3 and kept.run_dir == str(run_dir)
+    other = ["size=smoke", "lr=2e-3", f"resume={run_dir}"]
+    with pytest.raises(ConfigError, match=r"so lr=2e-3 cannot apply; drop them"):
+        resumed(micro(*other), other)
+    with pytest.raises(ConfigError, match=r"so objective=pairwise cannot apply"):
+        resumed(micro("objective=pairwise", f"resume={run_dir}"), ["objective=pairwise", f"resume={run_dir}"])

@@ -160,7 +160,7 @@ def test_larpo_processes_share_the_cores(monkeypatch, tmp_path, cache_dir):
     import torch
 
     from larpo.cli import share_cores
-    from larpo.config.fields import ConfigError
+    from larpo.fields import ConfigError
     from larpo.config.rules import check
     from larpo.run.build import build
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from helpers.configs import compose_cfg
 
-from larpo.config.fields import ConfigError
+from larpo.fields import ConfigError
 from larpo.config.rules import check
 from larpo.data.word_problems import KINDS, example, problems, word_problems
 

@@ -22,16 +22,14 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from larpo.config.compose import compose
-from larpo.config.fields import ConfigError
 from larpo.config.rules import check
 from larpo.config.schema import GROUP_SCHEMAS
 from larpo.config.walker import check_keys
-from larpo.run import jobs, lock
+from larpo.fields import ConfigError
+from larpo.run import jobs
+from larpo.run.resume import resumed
 
 log = logging.getLogger("larpo")
-
-# keys a resumed run may change: how it reports, not what it computes
-RESUME_SAFE = ("progress", "logger", "save_policy", "threads", "trainer.log_every_n_steps")
 
 
 def fail(prog: str, err: ConfigError) -> None:
@@ -51,45 +49,6 @@ def _single_run() -> bool:
         return HydraConfig.get().mode == RunMode.RUN
     except ValueError:
         return False
-
-
-def resumed(cfg: DictConfig, overrides: list[str]) -> DictConfig:
-    """`resume=<run_dir>`: that run's config (its `config.yaml`), with the overrides that are safe
-    to change applied; any other override is refused, never dropped silently. `iterations=N`
-    above the run's own extends it (a finished run continues from its last iteration)."""
-    run_dir = Path(cfg.resume).expanduser()
-    saved = run_dir / "config.yaml"
-    if not saved.is_file():
-        raise ConfigError("resume", cfg.resume, "holds no config.yaml", "give the directory of a larpo run")
-    if os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("RANK", "0") == "0":  # not a launched rank
-        lock.check_free(run_dir)  # before Hydra writes into it: a directory another process runs in is left alone
-    old = OmegaConf.load(saved)
-    changed = [o for o in overrides if not o.startswith(("resume=", "hydra."))]
-    if "iterations" in {o.split("=", 1)[0] for o in changed}:
-        if cfg.iterations < old.iterations:
-            raise ConfigError(
-                "iterations",
-                cfg.iterations,
-                f"fewer than the {old.iterations} of the run being resumed",
-                f"give iterations>={old.iterations} to extend it, or drop iterations=",
-            )
-        changed = [o for o in changed if o.split("=", 1)[0] != "iterations"]
-        with open_dict(old):
-            old.iterations = cfg.iterations
-    unsafe = [o for o in changed if not o.lstrip("+~").split("=")[0].startswith(RESUME_SAFE)]
-    if unsafe:
-        raise ConfigError(
-            "resume",
-            cfg.resume,
-            f"a resumed run keeps its config, so {' '.join(unsafe)} cannot apply",
-            f"drop them (only {', '.join(RESUME_SAFE)} and iterations may change), or start a new run",
-        )
-    with open_dict(old):
-        for o in changed:
-            key = o.lstrip("+").split("=", 1)[0]
-            OmegaConf.update(old, key, OmegaConf.select(cfg, key), merge=False)
-        old.run_dir, old.resume = str(run_dir), str(run_dir)
-    return old
 
 
 def config_for_run(cfg: DictConfig, overrides: list[str], single_run: bool, choices: dict | None = None) -> DictConfig:
@@ -177,9 +136,8 @@ def quick_help(config_name: str) -> bool:
     if not {"--help", "-h"} & set(sys.argv[1:]):
         return False
     conf = Path(__file__).parent / "conf"
-    dirs = [conf] + [Path(sys.argv[i + 1]) for i, a in enumerate(sys.argv[:-1]) if a in ("--config-dir", "-cd")]
     groups: dict[str, set[str]] = {}
-    for d in dirs:
+    for d in config_dirs(sys.argv[1:]):
         for f in d.glob("*/*.yaml"):
             if f.parent.name != "hydra":
                 groups.setdefault(f.parent.name, set()).add(f.stem)
@@ -281,10 +239,59 @@ def leave() -> None:
     os._exit(0)
 
 
+def config_dirs(argv: list[str]) -> list[Path]:
+    """The package's config folder and any `--config-dir` of the command line."""
+    extra = [Path(argv[i + 1]) for i, a in enumerate(argv[:-1]) if a in ("--config-dir", "-cd")]
+    return [Path(__file__).parent / "conf", *extra]
+
+
+def check_options(argv: list[str], prog: str = "larpo") -> None:
+    """Every `group=option` of the command line (each value of a sweep's `a,b` too) names an option
+    file of that group, in the package or a `--config-dir`: a typo is one line naming the closest
+    options, before Hydra's multi-line error."""
+    import difflib
+
+    if any(a.startswith(("hydra.searchpath", "+hydra.searchpath")) for a in argv):
+        return  # options in folders only Hydra knows of: left to Hydra
+    groups: dict[str, set[str]] = {}
+    for d in config_dirs(argv):
+        for f in d.glob("*/*.yaml"):
+            groups.setdefault(f.parent.name, set()).add(f.stem)
+    for arg in argv:
+        key, eq, values = arg.lstrip("+").partition("=")
+        if not eq or key not in groups or any(c in values for c in "()[]*$"):
+            continue
+        for value in values.split(","):
+            if value and value != "null" and value not in groups[key]:
+                near = difflib.get_close_matches(value, sorted(groups[key]), n=3, cutoff=0.5)
+                fix = f"use {' or '.join(f'{key}={n}' for n in near)}" if near else "see `larpo --help`"
+                options = ", ".join(sorted(groups[key]))
+                fail(prog, ConfigError(key, value, f"is not an option of {key} ({options})", fix))
+
+
+def refuse_sweep_cfg(argv: list[str]) -> None:
+    """`-m --cfg job`: Hydra prints the config of one run, never of a sweep's jobs."""
+    args = set(argv)
+    if {"-m", "--multirun"} & args and {"--cfg", "-c"} & args:
+        shown = [a for a in argv if a not in ("-m", "--multirun")]
+        one = " ".join(a.split(",")[0] if "=" in a else a for a in shown)
+        fail(
+            "larpo",
+            ConfigError(
+                "-m --cfg",
+                "job",
+                "Hydra prints the config of one run, not of each job of a sweep",
+                f"drop -m and give one value per key (larpo {one}); a sweep writes each job's config.yaml",
+            ),
+        )
+
+
 def train() -> None:
     """`larpo`: the LarPO loop."""
     share_cores(sys.argv[1:])
     if not quick_help("train"):
+        check_options(sys.argv[1:])
+        refuse_sweep_cfg(sys.argv[1:])
         fail_fast(sys.argv[1:])
         _train()
         leave()

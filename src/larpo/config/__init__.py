@@ -1,7 +1,8 @@
 """larpo's configuration: the typed schema, the walker that checks it, the rules between groups,
-and composition outside the CLI.
+and composition outside the CLI. The field types every package's schema uses (`ConfigError`, the
+one line users see; numeric fields with ranges; enums) sit on the ground floor, in `larpo.fields`,
+so that this package stands above the packages it assembles.
 
-- `fields`:  `ConfigError` (the one line users see), numeric fields with ranges, enums;
 - `schema`:  the root schema, assembled from each package's own `schema` module, and its
              registration in Hydra's ConfigStore;
 - `walker`:  `check_keys`, types and ranges of every key of a node;
@@ -18,16 +19,14 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
-    "ConfigError": "larpo.config.fields",
-    "Range": "larpo.config.fields",
+    "ConfigError": "larpo.fields",
+    "Range": "larpo.fields",
     "TrainSchema": "larpo.config.schema",
     "GROUP_SCHEMAS": "larpo.config.schema",
     "component": "larpo.config.schema",
     "register": "larpo.config.schema",
     "check_keys": "larpo.config.walker",
     "check": "larpo.config.rules",
-    "list_size": "larpo.config.rules",
-    "validation_size": "larpo.config.rules",
     "compose": "larpo.config.compose",
 }
 

@@ -19,25 +19,11 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from larpo.config.fields import ConfigError
-from larpo.config.schema import TrainSchema, register
+from larpo.config.schema import Optimizer, TrainSchema, register
 from larpo.config.walker import check_keys
 from larpo.evaluation.schema import Eval
-from larpo.run.schema import Optimizer
-
-
-def validation_size(share: float, held_out: int) -> int:
-    """Prompts in the validation split: `eval.validation` of the held-out ones, at least one."""
-    return max(1, round(share * held_out)) if share else 0
-
-
-def list_size(cfg: DictConfig) -> int:
-    """Samples per prompt per iteration: candidate_list.size, the length of its per-sample
-    temperatures, or (size=null) exactly as many as the objective keeps (the paper's Table 3)."""
-    cl, keep = cfg.candidate_list, cfg.objective.keep
-    if cl.temperatures:
-        return len(cl.temperatures)
-    return cl.size if cl.size is not None else keep.positives + (keep.negatives or 1)
+from larpo.fields import ConfigError
+from larpo.shape import list_size, validation_size
 
 
 def _looks_local(path: str) -> bool:

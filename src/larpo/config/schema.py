@@ -7,11 +7,11 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from larpo.config.fields import Reference, at_least, num, positive
 from larpo.data.schema import DataSchema
 from larpo.evaluation.schema import Eval
+from larpo.fields import Memory, Reference, Schedule, at_least, instantiable, num, positive
 from larpo.generation.schema import GeneratorSchema
 from larpo.loggers.schema import LoggerSchema
 from larpo.models.schema import ModelSchema
@@ -20,7 +20,25 @@ from larpo.objectives.schema import ObjectiveSchema
 from larpo.parallel.schema import TrainerSchema
 from larpo.report.schema import Report
 from larpo.rewards.schema import RewardModelSchema
-from larpo.run.schema import CandidateListSchema, Optimizer
+
+
+@dataclass
+class CandidateListSchema:
+    """The `candidate_list` group: the loop's list of samples per prompt."""
+
+    size: int | None = at_least(2, 8)  # null: as many as the objective keeps
+    memory: Memory = Memory.current
+    temperatures: list[float] | None = positive(example=1.0)
+    schedule: list[float] | None = positive(example=1.0)
+    drop_truncated: bool = False  # a sample cut at max_new_tokens (no EOS) never enters a list
+    missing_eos_penalty: float | None = num(example=1.0, ge=0)  # subtracted from a cut sample's reward
+
+
+@dataclass
+class Optimizer:
+    weight_decay: float = num(0.0, example=0.01, ge=0)  # AdamW's decoupled weight decay
+    warmup_ratio: float = num(0.0, example=0.1, ge=0, lt=1)  # share of the run's steps warming up linearly
+    schedule: Schedule = Schedule.constant  # after warm-up: constant, or linear / cosine decay to 0
 
 
 @dataclass
@@ -79,7 +97,5 @@ def register() -> None:
 
 
 def component(node: DictConfig, group: str) -> DictConfig:
-    """A group node without larpo's capability keys (its schema's `capabilities`): what
-    `hydra.utils.instantiate` gets."""
-    drop = set(getattr(GROUP_SCHEMAS[group], "capabilities", ()))
-    return OmegaConf.create({k: v for k, v in node.items() if k not in drop}, flags={"allow_objects": True})
+    """A group node as `hydra.utils.instantiate` gets it: without its schema's capability keys."""
+    return instantiable(node, GROUP_SCHEMAS[group])

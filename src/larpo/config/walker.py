@@ -13,7 +13,7 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig
 from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 
-from larpo.config.fields import ConfigError, Range, _show
+from larpo.fields import ConfigError, Range, _show
 
 
 def _type_name(tp: Any) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from larpo import strict_json
 from larpo.candidates import chat_text
-from larpo.config.fields import ConfigError
+from larpo.fields import ConfigError
 
 log = logging.getLogger("larpo")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typing
 from dataclasses import dataclass
 
-from larpo.config.fields import at_least, num, share
+from larpo.fields import at_least, num, share
 
 
 @dataclass

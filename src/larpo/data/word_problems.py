@@ -19,9 +19,9 @@ import json
 import random
 import sys
 
-from larpo.config.fields import ConfigError
 from larpo.data.answers import answers_match
 from larpo.data.contract import Source
+from larpo.fields import ConfigError
 
 NAMES = ["Leo", "Mia", "Sam", "Ava", "Noah", "Ivy", "Omar", "Zoe", "Ken", "Lila", "Raj", "Nora"]
 THINGS = ["notebooks", "apples", "stickers", "marbles", "pencils", "cookies", "stamps", "books"]

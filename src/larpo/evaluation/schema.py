@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from larpo.config.fields import at_least, num, positive
+from larpo.fields import at_least, num, positive
 from larpo.rewards.schema import RewardModelSchema
 
 

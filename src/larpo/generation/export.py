@@ -13,9 +13,10 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from larpo import strict_json
-from larpo.config.schema import component
 from larpo.data.records import chat_prompt, read_records
+from larpo.fields import instantiable
 from larpo.generation.contract import Cut
+from larpo.generation.schema import GeneratorSchema
 from larpo.models.policy import load_policy
 
 log = logging.getLogger("larpo")
@@ -53,7 +54,7 @@ def generate(cfg: DictConfig) -> Path:
             records.skip(n, str(err))
     log.info("generate: %d prompts from %s (%d lines skipped)", len(prompts), cfg.prompts, len(records.skipped))
     model, tokenizer = load_policy(cfg.model.path, trust_remote_code=cfg.model.trust_remote_code, dtype=cfg.model.dtype)
-    generator = instantiate(component(cfg.generator, "generator"))
+    generator = instantiate(instantiable(cfg.generator, GeneratorSchema))
     outputs = [rs[0] for rs in generator(model, tokenizer, prompts, 1, cfg.temperature, cfg.seed, desc="answers")]
     out = Path(cfg.out).expanduser()
     out.parent.mkdir(parents=True, exist_ok=True)

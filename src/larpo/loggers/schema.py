@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from larpo.config.fields import LoggerMode
+from larpo.fields import LoggerMode
 
 
 @dataclass

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from larpo.config.fields import DType, at_least, positive
+from larpo.fields import DType, at_least, positive
 
 
 @dataclass

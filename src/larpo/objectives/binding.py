@@ -58,10 +58,10 @@ def from_config(node) -> Objective:
     and its capabilities. Unknown hyperparameters fail here, naming the ones it takes."""
     from hydra.utils import instantiate
 
-    from larpo.config.fields import ConfigError
-    from larpo.config.schema import component
+    from larpo.fields import ConfigError, instantiable
+    from larpo.objectives.schema import ObjectiveSchema
 
-    fn = instantiate(component(node, "objective"))  # a function: `_partial_: true` binds its keywords
+    fn = instantiate(instantiable(node, ObjectiveSchema))  # a function: `_partial_: true` binds its keywords
     base = getattr(fn, "func", fn)
     try:
         if base is not fn:
@@ -85,7 +85,7 @@ def build(name: str, config_dir: str | None = None, **hparams) -> Objective:
     from omegaconf import open_dict
 
     from larpo.config.compose import compose
-    from larpo.config.fields import ConfigError
+    from larpo.fields import ConfigError
 
     try:
         node = compose([f"objective={name}"], config_dir=config_dir).objective

@@ -6,7 +6,7 @@ import enum
 import typing
 from dataclasses import dataclass, field
 
-from larpo.config.fields import at_least, num, positive
+from larpo.fields import at_least, num, positive
 
 
 class ScaleRewards(enum.Enum):

@@ -6,7 +6,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
-from larpo.config.fields import at_least, num
+from larpo.fields import at_least, num
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from larpo.config.fields import Figure
+from larpo.fields import Figure
 
 
 @dataclass

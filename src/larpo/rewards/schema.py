@@ -5,7 +5,7 @@ from __future__ import annotations
 import typing
 from dataclasses import dataclass
 
-from larpo.config.fields import DType, at_least, num, positive, share
+from larpo.fields import DType, at_least, num, positive, share
 
 
 @dataclass

@@ -9,10 +9,7 @@ source carries its judge, its task and its SFT stage.
 from __future__ import annotations
 
 import logging
-import math
 import os
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,10 +20,9 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities import rank_zero_only
 from transformers import AutoTokenizer
 
-import larpo
 from larpo.candidates import PoolStore
-from larpo.config.fields import ConfigError
-from larpo.config.rules import check, list_size, validation_size
+from larpo.clock import PhaseClock
+from larpo.config.rules import check
 from larpo.config.schema import component
 from larpo.console import interactive, progress_callbacks
 from larpo.data.contract import Source
@@ -34,6 +30,7 @@ from larpo.evaluation import cache as eval_cache
 from larpo.evaluation.evaluator import Evaluator, SplitEvaluator
 from larpo.evaluation.exact import ExactEvaluator
 from larpo.evaluation.judged import JudgeEvaluator, WithJudge
+from larpo.fields import ConfigError
 from larpo.generation.contract import Generator
 from larpo.models import gguf
 from larpo.models.policy import load_policy, prepare_for_training
@@ -42,11 +39,13 @@ from larpo.objectives.binding import from_config
 from larpo.rewards.contract import RewardContext, RewardModel
 from larpo.run import lock
 from larpo.run.datamodule import ListDataModule
+from larpo.run.iteration import Evaluation, Iteration
 from larpo.run.loop import LarpoLoop, Plan
 from larpo.run.module import LarpoModule, LRSchedule
 from larpo.run.ranking import Ranker, Truncation
 from larpo.run.reference import ReferenceLogps
 from larpo.run.sampling import CandidateSampler, GivenLists, SamplingSpec
+from larpo.shape import Shape, validation_size
 
 log = logging.getLogger("larpo")
 
@@ -62,14 +61,6 @@ class BuiltRun:
     loop: LarpoLoop
     generator: Generator
     data_report: dict = field(default_factory=dict)
-
-
-def schedule(cfg: DictConfig) -> tuple[int, int]:
-    """(iterations, prompts per iteration). `offline=true` samples every iteration's prompts once
-    from the SFT policy and trains one round: the same lists and steps, none of them on-policy."""
-    if cfg.offline:
-        return 1, cfg.data.prompts_per_iteration * cfg.iterations
-    return cfg.iterations, cfg.data.prompts_per_iteration
 
 
 def accelerator_device(trainer_cfg: DictConfig) -> str | None:
@@ -95,23 +86,10 @@ def check_reward_tokenizer(rm: DictConfig) -> None:
         ) from None
 
 
-def timed(timing: dict[str, float], phase: str, make: Callable):
-    """`make()`, with its seconds added to `timing[phase]`."""
-    start = time.perf_counter()
-    out = make()
-    timing[phase] = timing.get(phase, 0.0) + time.perf_counter() - start
-    return out
-
-
-def lr_schedule(cfg: DictConfig) -> LRSchedule:
-    """The optimizer steps of the run, estimated before any list exists (every prompt kept; lists
-    dropped later only end the schedule early), and the warm-up's share of them."""
-    iterations, n_prompts = schedule(cfg)
-    world = cfg.trainer.devices if isinstance(cfg.trainer.devices, int) and cfg.trainer.devices > 0 else 1
-    per_epoch = math.ceil(n_prompts / (cfg.batch_size * world))
-    steps = iterations * cfg.epochs_per_iteration * math.ceil(per_epoch / cfg.trainer.get("accumulate_grad_batches", 1))
-    opt = cfg.optimizer
-    return LRSchedule(warmup=int(opt.warmup_ratio * steps), total=steps, kind=str(opt.schedule))
+def lr_schedule(cfg: DictConfig, shape: Shape | None = None) -> LRSchedule:
+    """The run's optimizer steps (estimated by its shape) and the warm-up's share of them."""
+    shape = shape or Shape.of(cfg)
+    return LRSchedule(warmup=shape.warmup, total=shape.steps, kind=str(cfg.optimizer.schedule))
 
 
 def build_source(cfg: DictConfig, prompts_per_iteration: int) -> Source:
@@ -147,25 +125,22 @@ def build_reward_model(cfg: DictConfig, source: Source, policy_path: str) -> Rew
     return instantiate(component(cfg.reward_model, "reward_model"))(context=context)
 
 
-def build_sampler(cfg: DictConfig, source: Source, generator: Generator, tokenizer, strategy: Strategy):
+def build_sampler(cfg: DictConfig, shape: Shape, source: Source, generator: Generator, tokenizer, strategy: Strategy):
     if source.given is not None:
         return GivenLists(source.given)
-    cl, keep = cfg.candidate_list, cfg.objective.keep
-    k = list_size(cfg)
-    foreign = keep.negatives or k - keep.positives
-    spec = SamplingSpec(k, cfg.temperature, cl.temperatures, cl.schedule, foreign, cfg.seed)
+    cl = cfg.candidate_list
+    spec = SamplingSpec(shape.k, cfg.temperature, cl.temperatures, cl.schedule, shape.negatives, cfg.seed)
     return CandidateSampler(generator, tokenizer, source, strategy, spec)
 
 
-def build_ranker(cfg: DictConfig, reward_model: RewardModel | None, strategy: Strategy) -> Ranker:
-    keep = cfg.objective.keep
-    negatives = keep.negatives or list_size(cfg) - keep.positives  # null: all the rest
-    erase = bool(cfg.objective.get("erase_below_top", False))
-    truncated = Truncation(cfg.candidate_list.drop_truncated, cfg.candidate_list.missing_eos_penalty or 0.0)
-    dedupe = bool(cfg.objective.get("dedupe", True))
-    return Ranker(
-        reward_model, strategy, cfg.candidate_list.memory, keep.positives, negatives, erase, truncated, dedupe
-    )
+def build_ranker(
+    objective: DictConfig, lists: DictConfig, shape: Shape, reward_model: RewardModel | None, strategy: Strategy
+) -> Ranker:
+    """`objective`, `lists`: the objective's and candidate_list's nodes."""
+    erase = bool(objective.get("erase_below_top", False))
+    truncated = Truncation(lists.drop_truncated, lists.missing_eos_penalty or 0.0)
+    dedupe = bool(objective.get("dedupe", True))
+    return Ranker(reward_model, strategy, lists.memory, shape.positives, shape.negatives, erase, truncated, dedupe)
 
 
 def build_judge(cfg: DictConfig, source: Source, policy_path: str, reward_model: RewardModel | None):
@@ -233,19 +208,18 @@ def build_logger(cfg: DictConfig):
     return logger
 
 
-def build_trainer(cfg: DictConfig, loop: LarpoLoop, callbacks: tuple) -> pl.Trainer:
+def build_trainer(cfg: DictConfig, shape: Shape, loop: LarpoLoop, callbacks: tuple) -> pl.Trainer:
     trainer_args = dict(component(cfg.trainer, "trainer"))
     if isinstance(trainer_args.get("strategy"), DictConfig):  # a strategy object, e.g. FSDP's
         trainer_args["strategy"] = instantiate(trainer_args["strategy"])
-    epochs = cfg.epochs_per_iteration
+    epochs = shape.epochs
 
     def describe(trainer) -> str:
-        epoch = trainer.current_epoch % epochs + 1
-        return f"[iteration {loop.iteration}/{loop.iterations}] training: epoch {epoch}/{epochs}"
+        return f"{loop.label(loop.iteration)} training: epoch {trainer.current_epoch % epochs + 1}/{epochs}"
 
     progress = progress_callbacks(cfg.progress, describe)
     return pl.Trainer(
-        max_epochs=loop.iterations * epochs,
+        max_epochs=shape.iterations * epochs,
         reload_dataloaders_every_n_epochs=1,  # new lists each iteration, a seeded shuffle each epoch
         callbacks=[loop, *progress, *callbacks],
         logger=build_logger(cfg),
@@ -261,8 +235,7 @@ def build_trainer(cfg: DictConfig, loop: LarpoLoop, callbacks: tuple) -> pl.Trai
 def build(cfg: DictConfig, callbacks: tuple = (), checked: bool = False) -> BuiltRun:
     """Check `cfg` (unless the caller has: once per process), then build the policy, reward model,
     loop callback and Lightning trainer."""
-    startup = max(0.0, time.time() - larpo.process_started)  # imports, compose, checks: since the process began
-    started, timing = time.perf_counter() - startup, {"startup": startup}
+    clock = PhaseClock()  # startup: imports, compose, checks, since the process (or the job before) began
     if not checked:
         check(cfg)
     if cfg.get("threads"):
@@ -274,49 +247,44 @@ def build(cfg: DictConfig, callbacks: tuple = (), checked: bool = False) -> Buil
         lock.acquire(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     pl.seed_everything(cfg.seed, verbose=False)
-    iterations, n_prompts = schedule(cfg)
-    source = build_source(cfg, n_prompts)
-    policy_path = timed(timing, "sft", lambda: initial_policy(cfg, source))
+    shape = Shape.of(cfg)
+    source = build_source(cfg, shape.prompts)
+    with clock.phase("sft"):
+        policy_path = initial_policy(cfg, source)
     policy, tokenizer = build_policy(cfg.model, policy_path)
     strategy = instantiate(component(cfg.negatives, "negatives"))
     generator = instantiate(component(cfg.generator, "generator"))
-    sampler = build_sampler(cfg, source, generator, tokenizer, strategy)
+    sampler = build_sampler(cfg, shape, source, generator, tokenizer, strategy)
     reward_model = None
     if not sampler.scored:
-        reward_model = timed(timing, "reward_model", lambda: build_reward_model(cfg, source, policy_path))
+        with clock.phase("reward_model"):
+            reward_model = build_reward_model(cfg, source, policy_path)
     datamodule = ListDataModule(cfg.batch_size, tokenizer.pad_token_id, cfg.seed, cfg.model.get("share_prompt", False))
     judge = build_judge(cfg, source, policy_path, reward_model)
     evaluator = build_evaluator(cfg, source, generator, judge)
+    reference = ReferenceLogps(
+        tokenizer,
+        cfg.reference if cfg.objective.needs_reference else "none",  # RAFT, GRPO at beta 0: no pass
+        policy_path,
+        cfg.score_tokens,
+        cfg.trainer.get("precision", "32-true"),
+        cfg.model.get("share_prompt", False),
+    )
+    ranker = build_ranker(cfg.objective, cfg.candidate_list, shape, reward_model, strategy)
+    step = Iteration(sampler, ranker, reference, PoolStore(run_dir), clock, judge=source.judge)
+    plan = Plan(shape.iterations, shape.epochs, cfg.eval.every_iteration, run_dir / "checkpoints")
+    loop = LarpoLoop(step, build_evaluation(cfg, evaluator, tokenizer, policy_path, judge), datamodule, plan)
+    module = LarpoModule(policy, objective, cfg.lr, cfg.beta, cfg.optimizer.weight_decay, lr_schedule(cfg, shape))
+    trainer = build_trainer(cfg, shape, loop, callbacks)
+    return BuiltRun(cfg, trainer, module, datamodule, loop, generator, source.report)
+
+
+def build_evaluation(cfg: DictConfig, evaluator, tokenizer, policy_path: str, judge) -> Evaluation | None:
+    """The evaluation phase around `evaluator`, with the SFT evaluation's cache entry (its key
+    holds the policy, the held-out prompts, the hardware and the judge)."""
+    if evaluator is None:
+        return None
     hardware = {"device": accelerator_device(cfg.trainer) or "cpu", "threads": torch.get_num_threads()}
     judged_by = OmegaConf.select(cfg, "eval.judge") or (cfg.reward_model if judge is not None else None)
-    sft_evaluation = (
-        eval_cache.cache_path(cfg, policy_path, evaluator.prompts, hardware, judged_by) if evaluator else None
-    )
-    loop = LarpoLoop(
-        sampler,
-        build_ranker(cfg, reward_model, strategy),
-        ReferenceLogps(
-            tokenizer,
-            cfg.reference if cfg.objective.needs_reference else "none",  # RAFT, GRPO at beta 0: no pass
-            policy_path,
-            cfg.score_tokens,
-            cfg.trainer.get("precision", "32-true"),
-            cfg.model.get("share_prompt", False),
-        ),
-        PoolStore(run_dir),
-        evaluator,
-        datamodule,
-        Plan(
-            iterations,
-            cfg.epochs_per_iteration,
-            cfg.eval.every_iteration,
-            run_dir / "checkpoints",
-            sharpen=tuple(cfg.eval.sharpen or ()),
-            sft_evaluation=sft_evaluation,
-        ),
-        started=started,
-        phases=timing,
-        judge=source.judge,
-    )
-    module = LarpoModule(policy, objective, cfg.lr, cfg.beta, cfg.optimizer.weight_decay, lr_schedule(cfg))
-    return BuiltRun(cfg, build_trainer(cfg, loop, callbacks), module, datamodule, loop, generator, source.report)
+    cached = eval_cache.cache_path(cfg, policy_path, evaluator.prompts, hardware, judged_by)
+    return Evaluation(evaluator, tokenizer, cached, tuple(cfg.eval.sharpen or ()))

@@ -15,11 +15,12 @@ import json
 import logging
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 
 import larpo
 from larpo import strict_json
-from larpo.config.rules import list_size
+from larpo.run import resume
+from larpo.shape import list_size, negatives_kept
 
 log = logging.getLogger("larpo")
 
@@ -55,12 +56,12 @@ def resolve_list(config: dict) -> dict:
     objective keeps) and `keep.negatives: null` (all but the positives) are the sizes they mean, so
     Table 3's pairwise with size null is the same run as Table 4's with size 2."""
     try:
-        k = list_size(OmegaConf.create(config))
+        node = OmegaConf.create(config)
+        k, negatives = list_size(node), negatives_kept(node)
     except (AttributeError, KeyError, TypeError, ValueError):  # not a full run config
         return config
     lists = {**config["candidate_list"], "size": k}
-    keep = dict(config["objective"]["keep"])
-    keep["negatives"] = keep.get("negatives") or k - keep["positives"]
+    keep = {**config["objective"]["keep"], "negatives": negatives}
     return {**config, "candidate_list": lists, "objective": {**config["objective"], "keep": keep}}
 
 
@@ -85,18 +86,11 @@ def finished_job(cfg: DictConfig) -> dict | None:
 
 
 def interrupted_job(cfg: DictConfig) -> DictConfig:
-    """A sweep job that stopped after a checkpoint, with this config: resumed from it."""
-    job_dir = Path(cfg.run_dir)
-    saved = job_dir / "config.yaml"
-    if not (job_dir / "checkpoints" / "last.ckpt").exists() or not saved.is_file():
-        return cfg
-    old = OmegaConf.to_container(OmegaConf.load(saved), resolve=True)
-    if comparable(old) != comparable(_container(cfg)):
-        return cfg
-    with open_dict(cfg):
-        cfg.resume = str(job_dir)
-    log.info("resuming the interrupted job in %s", job_dir)
-    return cfg
+    """A sweep job that stopped after a checkpoint, with this config: resumed from it (run/resume.py)."""
+    out = resume.interrupted_job(cfg, comparable)
+    if out.resume:
+        log.info("resuming the interrupted job in %s", out.run_dir)
+    return out
 
 
 def index_path(config: dict) -> Path:

@@ -12,7 +12,7 @@ import os
 import socket
 from pathlib import Path
 
-from larpo.config.fields import ConfigError
+from larpo.fields import ConfigError
 
 _HELD: dict[Path, int] = {}  # lock files this process holds (a process may build a run twice)
 

@@ -41,6 +41,11 @@ class CandidateSampler:
         self.spec = spec
         self.k, self.seed = spec.k, spec.seed
         self.prompts = source.train
+        self.truncated: float | None = None  # the share of the last call's samples cut at the token limit
+
+    @property
+    def max_new_tokens(self):
+        return getattr(self.generator, "max_new_tokens", "?")
 
     def temperatures_of(self, iteration: int) -> list[float]:
         """The temperature of each of the k samples of this iteration. A negatives strategy with a
@@ -76,7 +81,10 @@ class CandidateSampler:
 
     def lists(self, policy, iteration: int, shard: Shard) -> dict[str, CandidateList]:
         rng = random.Random(self.seed * 7919 + iteration)
+        before = (self.generator.sequences, self.generator.truncated)  # this rank's, as generated
         samples, temps = self._generate(policy, iteration, shard)
+        made = self.generator.sequences - before[0]
+        self.truncated = (self.generator.truncated - before[1]) / made if made else None
         foreign = self.strategy.foreign(self.prompts, samples, self.spec.foreign_per_list, rng, self.source.unrelated)
         reference = self.source.reference if self.strategy.uses_reference else None
         current = {}
@@ -103,6 +111,7 @@ class GivenLists:
     """Offline training (`data=lists`): the given ranked lists, as read from the file."""
 
     scored = True
+    truncated, max_new_tokens = None, None  # nothing is generated
 
     def __init__(self, given: list[CandidateList]):
         self.given = given

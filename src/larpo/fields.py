@@ -107,3 +107,10 @@ class DType(enum.Enum):
     float16 = "float16"
     bfloat16 = "bfloat16"
     auto = "auto"
+
+
+def instantiable(node: DictConfig, schema: type) -> DictConfig:
+    """A group node without larpo's capability keys (its schema's `capabilities`): what
+    `hydra.utils.instantiate` gets."""
+    drop = set(getattr(schema, "capabilities", ()))
+    return OmegaConf.create({k: v for k, v in node.items() if k not in drop}, flags={"allow_objects": True})
