@@ -14,9 +14,9 @@ from helpers.configs import CONF, compose_cfg
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from larpo.fields import ConfigError, Range
 from larpo.config.rules import check
 from larpo.config.schema import GROUP_SCHEMAS, component
+from larpo.fields import ConfigError, Range
 from larpo.worlds.arithmetic import build_tokenizer
 
 GROUPS = sorted(p.name for p in Path(CONF).iterdir() if p.is_dir() and p.name not in ("hydra", "__pycache__"))

@@ -245,8 +245,8 @@ def test_a_local_gsm8k_file_is_not_held_out_whole(tmp_path):
     """gsm8k's `eval_path: ${.path}` names a hub id's test split; with a local file (no splits) it
     used to hold out every question and train on none. Now the held-out questions are drawn from
     the file, the file is read once, and holding out all of it stops in one line."""
-    from larpo.fields import ConfigError
     from larpo.data.gsm8k import gsm8k
+    from larpo.fields import ConfigError
 
     path = str(FIXTURES / "gsm8k.jsonl")
     lines = [line for line in (FIXTURES / "gsm8k.jsonl").read_text().splitlines() if line.strip()]

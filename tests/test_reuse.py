@@ -160,8 +160,8 @@ def test_larpo_processes_share_the_cores(monkeypatch, tmp_path, cache_dir):
     import torch
 
     from larpo.cli import share_cores
-    from larpo.fields import ConfigError
     from larpo.config.rules import check
+    from larpo.fields import ConfigError
     from larpo.run.build import build
 
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)

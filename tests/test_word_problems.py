@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from helpers.configs import compose_cfg
 
-from larpo.fields import ConfigError
 from larpo.config.rules import check
 from larpo.data.word_problems import KINDS, example, problems, word_problems
+from larpo.fields import ConfigError
 
 
 def test_word_problems_are_distinct_seeded_and_their_worked_answers_are_right():

@@ -123,8 +123,8 @@ def test_validation_split_is_disjoint_from_the_test_prompts_and_leaves_sft_alone
 
 
 def test_validation_share_must_leave_test_prompts(micro):
-    from larpo.fields import ConfigError
     from larpo.config.rules import check
+    from larpo.fields import ConfigError
 
     with pytest.raises(ConfigError, match=r"eval.prompts=15: more than the 14 held-out test prompts"):
         check(micro("eval.validation=0.3", "eval.prompts=15"))
