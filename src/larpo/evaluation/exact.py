@@ -101,32 +101,39 @@ def window_logps(
             by_length[len(ids)].append(i)
     for members in by_length.values():
         for group in _fill(members, [len(windows[i]) for i in members], rows):
-            prompt = torch.tensor([prompt_ids[i] for i in group], device=model.device)
-            head = model(input_ids=prompt, attention_mask=torch.ones_like(prompt), use_cache=True)
-            owner = [g for g, i in enumerate(group) for _ in windows[i]]
-            answers = [a for i in group for a in answer_ids[i]]
-            width = max(map(len, answers))
-            ids = torch.full((len(answers), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(answers), width), dtype=torch.long)
-            for r, a in enumerate(answers):
-                ids[r, : len(a)], mask[r, : len(a)] = torch.tensor(a), 1
-            ids, mask = ids.to(model.device), mask.to(model.device)
-            cache = output_cache(head)
-            owners = torch.tensor(owner, device=model.device)
-            cache.batch_select_indices(owners)  # each answer row gets its prompt's keys and values
-            attention = torch.cat([torch.ones((len(answers), prompt.shape[1]), device=model.device), mask], 1)
-            tail = model(input_ids=ids, attention_mask=attention.long(), use_cache=False, **{cache_key(model): cache})
-            # the answer's first token is predicted by the prompt's last position, the rest by the answer's
-            logits = torch.cat([head.logits[owners, -1:].float(), tail.logits[:, :-1].float()], 1) / temperature
-            # gather minus logsumexp: never materialises a full log-softmax over the vocabulary
-            logp = logits.gather(2, ids.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
-            summed = (logp * mask).sum(1).tolist()
+            prompts_of, answers_of = [prompt_ids[i] for i in group], [answer_ids[i] for i in group]
+            summed = _group_logps(model, prompts_of, answers_of, pad, temperature)
             r = 0
             for i in group:
                 out[i] = summed[r : r + len(windows[i])]
                 r += len(windows[i])
     model.train(was_training)
     return out
+
+
+def _group_logps(model, prompts: list[list[int]], answers_of: list[list[list[int]]], pad: int, temperature: float):
+    """Summed log-probs of the answers of prompts of one token length: one forward pass of the
+    prompts, their KV cache repeated for their answers, one pass of the answers."""
+    prompt = torch.tensor(prompts, device=model.device)
+    head = model(input_ids=prompt, attention_mask=torch.ones_like(prompt), use_cache=True)
+    owner = [g for g, own in enumerate(answers_of) for _ in own]
+    answers = [a for own in answers_of for a in own]
+    width = max(map(len, answers))
+    ids = torch.full((len(answers), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(answers), width), dtype=torch.long)
+    for r, a in enumerate(answers):
+        ids[r, : len(a)], mask[r, : len(a)] = torch.tensor(a), 1
+    ids, mask = ids.to(model.device), mask.to(model.device)
+    cache = output_cache(head)
+    owners = torch.tensor(owner, device=model.device)
+    cache.batch_select_indices(owners)  # each answer row gets its prompt's keys and values
+    attention = torch.cat([torch.ones((len(answers), prompt.shape[1]), device=model.device), mask], 1)
+    tail = model(input_ids=ids, attention_mask=attention.long(), use_cache=False, **{cache_key(model): cache})
+    # the answer's first token is predicted by the prompt's last position, the rest by the answer's
+    logits = torch.cat([head.logits[owners, -1:].float(), tail.logits[:, :-1].float()], 1) / temperature
+    # gather minus logsumexp: never materialises a full log-softmax over the vocabulary
+    logp = logits.gather(2, ids.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+    return (logp * mask).sum(1).tolist()
 
 
 def _fill(members: list[int], sizes: list[int], rows: int) -> list[list[int]]:

@@ -73,6 +73,14 @@ def write_report(source: Path | list[Path], out: Path | None = None, half_width:
     per_iteration = history_figure(sweep, out.with_name("history.png"))
     if per_iteration:
         parts += ["## Per iteration", "", f"![{name} per iteration]({per_iteration.name})", ""]
+    parts += provenance_sections(sweep)
+    out.write_text("\n".join(parts))
+    return out
+
+
+def provenance_sections(sweep) -> list[str]:
+    """Where the runs came from: reused runs, duplicates, execution settings, missing jobs."""
+    parts: list[str] = []
     reused = [r for r in sweep.runs if r.reused_from]
     if reused:
         parts += [
@@ -98,8 +106,7 @@ def write_report(source: Path | list[Path], out: Path | None = None, half_width:
         ]
     if sweep.failed:
         parts += ["## Missing or failed jobs", "", *[f"- {f}" for f in sweep.failed], ""]
-    out.write_text("\n".join(parts))
-    return out
+    return parts
 
 
 def tuning_section(sweep, tuned: list[dict]) -> list[str]:

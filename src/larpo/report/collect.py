@@ -111,6 +111,23 @@ def _dedupe(runs: list[RunResult]) -> tuple[list[RunResult], list[str]]:
     return out, dupes
 
 
+def run_result(setting: str, data: dict) -> RunResult:
+    """One finished job's numbers, from its summary: final and SFT metrics, history, wall time."""
+    config = data.get("config", {})
+    history = data.get("history") or []
+    sft = history[0] if history and history[0].get("iteration") == 0 else {}
+    return RunResult(
+        setting,
+        int(config.get("seed", 0)),
+        {k: v for k, v in data.get("final", {}).items() if isinstance(v, int | float)},
+        {k: v for k, v in sft.items() if isinstance(v, int | float) and k != "iteration"},
+        (data.get("timing") or {}).get("total"),
+        config.get("experiment_name") or "",
+        [{k: v for k, v in h.items() if isinstance(v, int | float)} for h in history],
+        str(data.get("reused_from") or ""),
+    )
+
+
 def collect(*roots: Path) -> Sweep:
     """A setting is the overrides that differ between finished jobs (of all `roots`, e.g. one sweep
     run in parts), the seed left out."""
@@ -148,20 +165,7 @@ def collect(*roots: Path) -> Sweep:
             sweep.failed.append(f"{label}: {setting} (unreadable summary.json: {err})")
             continue
         config = data.get("config", {})
-        history = data.get("history") or []
-        sft = history[0] if history and history[0].get("iteration") == 0 else {}
-        runs.append(
-            RunResult(
-                setting,
-                int(config.get("seed", 0)),
-                {k: v for k, v in data.get("final", {}).items() if isinstance(v, int | float)},
-                {k: v for k, v in sft.items() if isinstance(v, int | float) and k != "iteration"},
-                (data.get("timing") or {}).get("total"),
-                config.get("experiment_name") or "",
-                [{k: v for k, v in h.items() if isinstance(v, int | float)} for h in history],
-                str(data.get("reused_from") or ""),
-            )
-        )
+        runs.append(run_result(setting, data))
         sweep.report = sweep.report or dict(config.get("report") or {})
         sweep.name = sweep.name or (config.get("experiment_name") or "")
     sweep.runs, sweep.duplicates = _dedupe(runs)

@@ -104,35 +104,7 @@ def figure(sweep: Sweep, out: Path) -> Path | None:
     width = max(4.5, min(9.0, 0.55 * n_x + 2))
     fig, axes = plt.subplots(1, len(panels), figsize=(width * len(panels), 4.6), squeeze=False)
     for ax, metric in zip(axes[0], panels):
-        points = series(sweep, metric)
-        offsets = [(i - (len(points) - 1) / 2) * 0.12 for i in range(len(points))]
-        ticks: list[str] = []
-        for (label, pts), dx in zip(points.items(), offsets):
-            for xval, _, _ in pts:
-                if xval not in ticks:
-                    ticks.append(xval)
-            pos = [ticks.index(p[0]) + dx for p in pts]
-            means = [p[1] for p in pts]
-            lo = [p[1] - (p[2] or 0.0) for p in pts]
-            hi = [p[1] + (p[2] or 0.0) for p in pts]
-            if metric in METRICS:
-                lo, hi = [max(0.0, v) for v in lo], [min(1.0, v) for v in hi]
-            yerr = [[m - a for m, a in zip(means, lo)], [b - m for m, b in zip(means, hi)]]
-            ax.errorbar(pos, means, yerr=yerr, marker="o", capsize=4, linestyle="-" if line else "none", label=label)
-        sft = list(sweep.sft_by_seed(metric).values())
-        if sft:
-            ax.axhline(statistics.fmean(sft), color="grey", linestyle="--", linewidth=1, label="SFT policy")
-        ax.set_xticks(range(len(ticks)), ticks, rotation=25 if not line else 0, ha="right" if not line else "center")
-        lows = [v for pts in points.values() for p in pts for v in (p[1] - (p[2] or 0),)] + sft
-        highs = [v for pts in points.values() for p in pts for v in (p[1] + (p[2] or 0),)] + sft
-        pad = max(0.02, 0.1 * (max(highs) - min(lows)))
-        low, high = min(lows) - pad, max(highs) + pad
-        if metric in METRICS:
-            low, high = max(0.0, low), min(1.0, high)
-        ax.set_ylim(low, high)
-        ax.set_title(metric)
-        ax.set_xlabel(sweep.report.get("x") or "setting")
-        ax.grid(axis="y", alpha=0.3)
+        panel(ax, sweep, metric, line)
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8, frameon=False)
     n = len(sweep.seeds)
@@ -141,3 +113,36 @@ def figure(sweep: Sweep, out: Path) -> Path | None:
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
+
+
+def panel(ax, sweep: Sweep, metric: str, line: bool) -> None:
+    """One metric's panel: each setting's mean with its 95% interval, the SFT level as a line."""
+    points = series(sweep, metric)
+    offsets = [(i - (len(points) - 1) / 2) * 0.12 for i in range(len(points))]
+    ticks: list[str] = []
+    for (label, pts), dx in zip(points.items(), offsets):
+        for xval, _, _ in pts:
+            if xval not in ticks:
+                ticks.append(xval)
+        pos = [ticks.index(p[0]) + dx for p in pts]
+        means = [p[1] for p in pts]
+        lo = [p[1] - (p[2] or 0.0) for p in pts]
+        hi = [p[1] + (p[2] or 0.0) for p in pts]
+        if metric in METRICS:
+            lo, hi = [max(0.0, v) for v in lo], [min(1.0, v) for v in hi]
+        yerr = [[m - a for m, a in zip(means, lo)], [b - m for m, b in zip(means, hi)]]
+        ax.errorbar(pos, means, yerr=yerr, marker="o", capsize=4, linestyle="-" if line else "none", label=label)
+    sft = list(sweep.sft_by_seed(metric).values())
+    if sft:
+        ax.axhline(statistics.fmean(sft), color="grey", linestyle="--", linewidth=1, label="SFT policy")
+    ax.set_xticks(range(len(ticks)), ticks, rotation=25 if not line else 0, ha="right" if not line else "center")
+    lows = [v for pts in points.values() for p in pts for v in (p[1] - (p[2] or 0),)] + sft
+    highs = [v for pts in points.values() for p in pts for v in (p[1] + (p[2] or 0),)] + sft
+    pad = max(0.02, 0.1 * (max(highs) - min(lows)))
+    low, high = min(lows) - pad, max(highs) + pad
+    if metric in METRICS:
+        low, high = max(0.0, low), min(1.0, high)
+    ax.set_ylim(low, high)
+    ax.set_title(metric)
+    ax.set_xlabel(sweep.report.get("x") or "setting")
+    ax.grid(axis="y", alpha=0.3)
